@@ -1,0 +1,28 @@
+"""Offline question answering over a folder of news articles, with verified citations.
+
+    >>> from rag import ask
+    >>> answer = ask("How many North Korean troops are in Russia?")   # doctest: +SKIP
+    >>> print(answer.text); print(answer.citations[0].path)           # doctest: +SKIP
+"""
+
+from .answer import Answer, AnswerStream, Citation, Timings, ask, get_engine
+from .config import Settings
+from .errors import CorpusError, IndexStoreError, InputError, ModelError, RagError
+from .index import Index
+from .retrieve import Passage
+
+
+def build_index(settings: Settings | None = None, progress: bool = False) -> Index:
+    """Create or update the index for ``settings.corpus_dir`` (only changed articles are re-embedded)."""
+    from .index import sync
+    from .models import get_embedder
+
+    settings = settings or Settings()
+    return sync(settings, get_embedder(settings), progress=progress)
+
+
+__all__ = [
+    "Answer", "AnswerStream", "Citation", "Timings", "Passage", "Index", "Settings",
+    "ask", "build_index", "get_engine",
+    "RagError", "InputError", "CorpusError", "IndexStoreError", "ModelError",
+]

@@ -1,0 +1,208 @@
+"""``ask()``: question in, cited answer out.
+
+retrieve → build prompt → generate → verify citations → Answer. Models and the
+index are loaded once per process (see ``models``) and shared by every caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import cite, prompt
+from .config import Settings
+from .generate import ChatModel
+from .index import Index, sync
+from .ingest import SUFFIXES
+from .models import get_embedder, get_llm
+from .retrieve import Passage, Retriever
+
+log = logging.getLogger(__name__)
+
+History = Sequence[tuple[str, str]]  # (question, answer) pairs, oldest first
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Where a marker like [1] leads: an exact passage of a source file."""
+
+    marker: int
+    doc_id: str
+    title: str
+    path: Path
+    start: int  # character offsets into the file's text
+    end: int
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Timings:
+    retrieval_s: float
+    first_token_s: float | None  # None when the LLM was not called
+    total_s: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str  # with inline markers [1], [2] … that all resolve to ``citations``
+    citations: list[Citation]
+    passages: list[Passage]  # everything retrieved, best first
+    declined: bool  # True when the articles do not answer the question
+    timings: Timings
+
+
+class AnswerStream(Iterator[str]):
+    """Text deltas as the model writes them; ``.answer`` holds the verified Answer
+    once the iterator is exhausted (the verified text may drop or renumber markers)."""
+
+    def __init__(self, deltas: Iterator[str]) -> None:
+        self._deltas = deltas
+        self.answer: Answer | None = None
+
+    def __next__(self) -> str:
+        return next(self._deltas)
+
+    def close(self) -> None:
+        close = getattr(self._deltas, "close", None)
+        if close:
+            close()
+
+
+def _corpus_snapshot(folder: Path) -> tuple:
+    """Names, sizes and mtimes: cheap enough to check before every question."""
+    try:
+        return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(folder)
+                            if e.is_file() and e.name.lower().endswith(SUFFIXES)))
+    except FileNotFoundError:
+        return ()
+
+
+class Engine:
+    """The loaded index, retriever and models for one Settings."""
+
+    def __init__(self, settings: Settings, llm: ChatModel | None = None, embedder=None,
+                 progress: bool = False) -> None:
+        self.settings = settings
+        self.embedder = embedder or get_embedder(settings)
+        self._llm = llm
+        self._lock = threading.Lock()
+        self._progress = progress
+        self.refresh(force=True)
+
+    @property
+    def llm(self) -> ChatModel:
+        if self._llm is None:
+            self._llm = get_llm(self.settings, progress=self._progress)
+        return self._llm
+
+    def refresh(self, force: bool = False) -> Index:
+        """Re-sync the index when the corpus folder changed since the last look."""
+        with self._lock:
+            snap = _corpus_snapshot(self.settings.corpus_dir)
+            if force or snap != self._snapshot:
+                self.index = sync(self.settings, self.embedder, progress=self._progress)
+                self.retriever = Retriever(self.index, self.embedder)
+                self._snapshot = snap
+            return self.index
+
+    def retrieve(self, question: str, history: History, k: int,
+                 doc_ids: Iterable[str] | None = None) -> list[Passage]:
+        queries = [question]
+        if history:  # follow-ups: also search with the previous question as context
+            queries.append(f"{history[-1][0]} {question}")
+        s = self.settings
+        return self.retriever.search(queries, k, s.candidates, s.max_per_doc, doc_ids)
+
+    def ask(self, question: str, history: History | None = None, k: int | None = None,
+            stream: bool = False, doc_ids: Iterable[str] | None = None,
+            temperature: float | None = None) -> Answer | AnswerStream:
+        question = prompt.clean_question(question)
+        history = list(history or [])
+        self.refresh()
+        t0 = time.perf_counter()
+        passages = self.retrieve(question, history, k or self.settings.top_k, doc_ids)
+        retrieval_s = time.perf_counter() - t0
+        relevant = bool(passages) and max(p.similarity for p in passages) >= self.settings.min_relevance
+        temp = self.settings.temperature if temperature is None else temperature
+
+        def run() -> Iterator[str]:
+            if not relevant:  # nothing on topic: decline without spending seconds in the LLM
+                yield prompt.DECLINE
+                stream_obj.answer = Answer(question, prompt.DECLINE, [], passages, True,
+                                           Timings(retrieval_s, None, time.perf_counter() - t0))
+                return
+            built = prompt.build(question, passages, history, self.llm, self.settings.max_tokens,
+                                 self.settings.history_turns)
+            pieces: list[str] = []
+            first: float | None = None
+            for delta in self.llm.stream(built.messages, self.settings.max_tokens, temp):
+                first = first or time.perf_counter() - t0
+                pieces.append(delta)
+                yield delta
+            text, citations, declined = _finish("".join(pieces), built.passages)
+            stream_obj.answer = Answer(question, text, citations, passages, declined,
+                                       Timings(retrieval_s, first, time.perf_counter() - t0))
+
+        stream_obj = AnswerStream(run())
+        if stream:
+            return stream_obj
+        for _ in stream_obj:
+            pass
+        assert stream_obj.answer is not None
+        return stream_obj.answer
+
+
+def _finish(raw: str, shown: list[Passage]) -> tuple[str, list[Citation], bool]:
+    """Verified text with markers renumbered 1..n in order of first use."""
+    checked = cite.verify(raw, shown)
+    if checked.dropped:
+        log.info("Dropped unsupported claims: %s", checked.dropped)
+    if checked.declined:
+        declines = [c for c, _ in checked.claims if cite.is_decline(c)]
+        return (" ".join(declines) or prompt.DECLINE), [], True
+    numbering: dict[int, int] = {}
+    sentences = []
+    for claim, refs in checked.claims:
+        marks = "".join(f"[{numbering.setdefault(i, len(numbering) + 1)}]" for i in refs)
+        if marks and claim[-1:] in ".!?":
+            sentences.append(f"{claim[:-1]} {marks}{claim[-1]}")
+        else:
+            sentences.append(f"{claim} {marks}".strip())
+    citations = [
+        Citation(n, shown[i].chunk.doc_id, shown[i].title, shown[i].path, shown[i].chunk.start,
+                 shown[i].chunk.end, shown[i].text, shown[i].score)
+        for i, n in sorted(numbering.items(), key=lambda kv: kv[1])
+    ]
+    return " ".join(sentences), citations, False
+
+
+_engines: dict[Settings, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def get_engine(settings: Settings | None = None, progress: bool = False) -> Engine:
+    """The process-wide Engine for these settings, created on first use."""
+    settings = settings or Settings()
+    with _engines_lock:
+        if settings not in _engines:
+            _engines[settings] = Engine(settings, progress=progress)
+        return _engines[settings]
+
+
+def ask(question: str, *, history: History | None = None, k: int | None = None, stream: bool = False,
+        settings: Settings | None = None, doc_ids: Iterable[str] | None = None,
+        temperature: float | None = None) -> Answer | AnswerStream:
+    """Answer ``question`` from the indexed articles, with verified citations.
+
+    >>> a = ask("How many North Korean troops are in Russia according to the Pentagon?")  # doctest: +SKIP
+    >>> a.text, a.citations[0].doc_id                                                      # doctest: +SKIP
+    ('The Pentagon says about 10,000 North Korean troops are in Russia [1].', '000_3aae16b9763f2444')
+    """
+    return get_engine(settings).ask(question, history, k, stream, doc_ids, temperature)

@@ -1,0 +1,161 @@
+"""The `rag` command: index, ask, chat, eval, ui, bench.
+
+A thin adapter: parses arguments, calls the library, turns RagError into a
+message and a non-zero exit. Heavy imports happen inside the commands so that
+`rag --help` answers instantly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import textwrap
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import RagError
+
+if TYPE_CHECKING:
+    from .answer import Answer
+    from .config import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    from .config import Settings
+
+    overrides = {}
+    if getattr(args, "corpus_dir", None):
+        overrides["corpus_dir"] = Path(args.corpus_dir)
+    if getattr(args, "index_dir", None):
+        overrides["index_dir"] = Path(args.index_dir)
+    return Settings(**overrides)
+
+
+def print_sources(answer: Answer) -> None:
+    if not answer.citations:
+        return
+    print("\nSources:")
+    for c in answer.citations:
+        quote = textwrap.shorten(" ".join(c.text.split()), 300, placeholder=" …")
+        print(f"  [{c.marker}] {c.title} ({c.doc_id}, chars {c.start}-{c.end})")
+        print(textwrap.indent(textwrap.fill(f"“{quote}”", 88), "      "))
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from . import build_index
+
+    index = build_index(_settings(args), progress=True)
+    print(f"Indexed {len(index.docs)} documents as {len(index.chunks)} chunks in {index.directory}.")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .answer import get_engine
+
+    engine = get_engine(_settings(args), progress=True)
+    answer = engine.ask(args.question, k=args.k)
+    print(answer.text)
+    print_sources(answer)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from .answer import get_engine
+
+    engine = get_engine(_settings(args), progress=True)
+    print(f"Chatting over {len(engine.index.docs)} articles. Ask a question; empty line or Ctrl-D to quit.")
+    history: list[tuple[str, str]] = []
+    while True:
+        try:
+            question = input("\nyou> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if not question:
+            return 0
+        try:
+            stream = engine.ask(question, history=history, stream=True)
+            print("bot> ", end="", flush=True)
+            raw = []
+            for delta in stream:
+                raw.append(delta)
+                print(delta, end="", flush=True)
+            answer = stream.answer
+            print()
+            if answer.text.strip() != "".join(raw).strip():  # citation check changed something
+                print(f"\nchecked> {answer.text}")
+            print_sources(answer)
+            history.append((question, answer.text))
+        except RagError as exc:
+            print(f"\nerror: {exc}")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import run_eval
+
+    report = run_eval(_settings(args), limit=args.limit, out=Path(args.out) if args.out else None)
+    return 0 if report.ok or not args.strict else 1
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from .ui_app import launch
+
+    launch(_settings(args), host=args.host, port=args.port, share=args.share)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description="Ask questions about a folder of news articles, "
+                                     "offline, with citations to the exact passages.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show progress and decisions")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_: str, corpus: bool = False):
+        p = sub.add_parser(name, help=help_, description=help_)
+        if corpus:
+            p.add_argument("--corpus-dir", help="folder of articles (default: seeds/ or $RAG_CORPUS_DIR)")
+        p.add_argument("--index-dir", help="index folder (default: index/ or $RAG_INDEX_DIR)")
+        return p
+
+    p = sub.add_parser("index", help="build or update the index", description="Build or update the index.")
+    p.add_argument("corpus_dir", nargs="?", help="folder of articles (default: seeds/)")
+    p.add_argument("--index-dir", help="index folder (default: index/)")
+    p.set_defaults(func=cmd_index)
+
+    p = add("ask", "answer one question", corpus=True)
+    p.add_argument("question")
+    p.add_argument("-k", type=int, default=None, help="passages to give the model")
+    p.set_defaults(func=cmd_ask)
+
+    add("chat", "a conversation in the terminal, with streaming", corpus=True).set_defaults(func=cmd_chat)
+
+    p = add("eval", "run the evaluation question set and print scores", corpus=True)
+    p.add_argument("--limit", type=int, help="only the first N questions")
+    p.add_argument("--out", help="also write the per-question results as JSON here")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    p.set_defaults(func=cmd_eval)
+
+    p = add("ui", "start the web UI", corpus=True)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--share", action="store_true", help="create a public Gradio share link (off by default)")
+    p.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s: %(message)s")
+    try:
+        return args.func(args)
+    except RagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

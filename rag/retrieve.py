@@ -1,0 +1,128 @@
+"""Find the passages most likely to answer a question.
+
+Dense search (cosine over sentence embeddings) finds paraphrases; BM25 finds exact
+names and numbers ("Selydove", "160,000") that embeddings blur. The two rankings
+are merged with reciprocal-rank fusion, then at most ``max_per_doc`` passages per
+document are kept so that disagreeing sources are all heard.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .chunking import Chunk
+from .embedding import Embedder
+from .index import Index
+
+_RRF_K = 60  # the usual constant from Cormack et al.; damps the weight of top ranks
+_THOUSANDS = re.compile(r"(?<=\d)[,\u202f](?=\d{3}\b)")
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk with where it came from and how it scored."""
+
+    chunk: Chunk
+    title: str
+    path: Path
+    score: float  # fused rank score (higher is better)
+    similarity: float  # cosine similarity to the question
+
+    @property
+    def text(self) -> str:
+        return self.chunk.text
+
+
+def normalize_numbers(text: str) -> str:
+    """'160,000' and '160000' should match each other."""
+    return _THOUSANDS.sub("", text)
+
+
+class Retriever:
+    def __init__(self, index: Index, embedder: Embedder) -> None:
+        import bm25s
+
+        self.index = index
+        self.embedder = embedder
+        self._bm25 = None
+        if index.chunks:
+            self._bm25 = bm25s.BM25()
+            self._bm25.index(self._tokens([c.text for c in index.chunks]), show_progress=False)
+
+    @staticmethod
+    def _tokens(texts: list[str]):
+        import bm25s
+
+        return bm25s.tokenize([normalize_numbers(t) for t in texts], stopwords="en", show_progress=False)
+
+    def _dense(self, vector: np.ndarray, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+        import faiss
+
+        params = None
+        if allowed is not None:
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+        scores, ids = self.index.faiss.search(vector[None, :], n, params=params)  # type: ignore[attr-defined]
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]  # -1 pads short results
+
+    def _lexical(self, query: str, n: int, allowed: set[int] | None) -> list[int]:
+        if self._bm25 is None:
+            return []
+        tokens = self._tokens([query])
+        if not tokens.vocab:
+            return []
+        # Ask for more than n so a document filter still leaves enough.
+        want = min(len(self.index.chunks), n * 4 if allowed is not None else n)
+        ids, scores = self._bm25.retrieve(tokens, k=want, show_progress=False)
+        hits = [int(i) for i, s in zip(ids[0], scores[0]) if s > 0]
+        return [i for i in hits if allowed is None or i in allowed][:n]
+
+    def search(self, queries: Sequence[str], k: int, candidates: int, max_per_doc: int,
+               doc_ids: Iterable[str] | None = None) -> list[Passage]:
+        """Top ``k`` passages for the queries (several for follow-ups: the question
+        alone and with its context), best first."""
+        chunks = self.index.chunks
+        if not chunks or not queries:
+            return []
+        allowed = None
+        if doc_ids is not None:
+            wanted = set(doc_ids)
+            allowed = np.array([i for i, c in enumerate(chunks) if c.doc_id in wanted], dtype=np.int64)
+            if not len(allowed):
+                return []
+        n = min(candidates, len(chunks))
+        fused: dict[int, float] = {}
+        similarity: dict[int, float] = {}
+        vectors = self.embedder.embed(list(queries))
+        allowed_set = set(allowed.tolist()) if allowed is not None else None
+        for query, vector in zip(queries, vectors):
+            dense = self._dense(vector, n, allowed)
+            for i, s in dense:
+                similarity[i] = max(similarity.get(i, -1.0), s)
+            for ranking in ([i for i, _ in dense], self._lexical(query, n, allowed_set)):
+                for rank, i in enumerate(ranking):
+                    fused[i] = fused.get(i, 0.0) + 1.0 / (_RRF_K + rank + 1)
+        if missing := [i for i in fused if i not in similarity]:  # lexical-only hits
+            rows = self.index.faiss.reconstruct_batch(np.array(missing, dtype=np.int64))  # type: ignore[attr-defined]
+            for i, row in zip(missing, rows):
+                similarity[i] = float(max(row @ v for v in vectors))
+
+        picked: list[Passage] = []
+        per_doc: dict[str, int] = {}
+        seen_text: set[str] = set()
+        for i in sorted(fused, key=fused.__getitem__, reverse=True):
+            c = chunks[i]
+            key = " ".join(c.text.lower().split())
+            if per_doc.get(c.doc_id, 0) >= max_per_doc or key in seen_text:
+                continue
+            per_doc[c.doc_id] = per_doc.get(c.doc_id, 0) + 1
+            seen_text.add(key)
+            info = self.index.docs[c.doc_id]
+            picked.append(Passage(c, info.title, self.index.source_path(c.doc_id), fused[i], similarity[i]))
+            if len(picked) == k:
+                break
+        return picked
