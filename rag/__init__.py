@@ -15,10 +15,12 @@ from .retrieve import Passage
 def build_index(settings: Settings | None = None, progress: bool = False) -> Index:
     """Create or update the index for ``settings.corpus_dir`` (only changed articles are re-embedded)."""
     from .index import sync
+    from .ingest import load_corpus
     from .models import get_embedder
 
     settings = settings or Settings()
-    return sync(settings, get_embedder(settings), progress=progress)
+    docs = load_corpus(settings.corpus_dir)  # a bad folder fails before seconds of model loading
+    return sync(settings, get_embedder(settings), progress=progress, docs=docs)
 
 
 __all__ = [

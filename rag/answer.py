@@ -118,7 +118,7 @@ class Engine:
         if history:  # follow-ups: also search with the previous question as context
             queries.append(f"{history[-1][0]} {question}")
         s = self.settings
-        return self.retriever.search(queries, k, s.candidates, s.max_per_doc, doc_ids)
+        return self.retriever.search(queries, k, s.candidates, s.max_per_doc, doc_ids, s.lexical_weight)
 
     def ask(self, question: str, history: History | None = None, k: int | None = None,
             stream: bool = False, doc_ids: Iterable[str] | None = None,
@@ -164,23 +164,13 @@ def _finish(raw: str, shown: list[Passage]) -> tuple[str, list[Citation], bool]:
     checked = cite.verify(raw, shown)
     if checked.dropped:
         log.info("Dropped unsupported claims: %s", checked.dropped)
+    text, order = checked.render()
     if checked.declined:
-        declines = [c for c, _ in checked.claims if cite.is_decline(c)]
-        return (" ".join(declines) or prompt.DECLINE), [], True
-    numbering: dict[int, int] = {}
-    sentences = []
-    for claim, refs in checked.claims:
-        marks = "".join(f"[{numbering.setdefault(i, len(numbering) + 1)}]" for i in refs)
-        if marks and claim[-1:] in ".!?":
-            sentences.append(f"{claim[:-1]} {marks}{claim[-1]}")
-        else:
-            sentences.append(f"{claim} {marks}".strip())
-    citations = [
-        Citation(n, shown[i].chunk.doc_id, shown[i].title, shown[i].path, shown[i].chunk.start,
-                 shown[i].chunk.end, shown[i].text, shown[i].score)
-        for i, n in sorted(numbering.items(), key=lambda kv: kv[1])
-    ]
-    return " ".join(sentences), citations, False
+        return text if cite.is_decline(text) else prompt.DECLINE, [], True
+    citations = [Citation(n, shown[i].chunk.doc_id, shown[i].title, shown[i].path, shown[i].chunk.start,
+                          shown[i].chunk.end, shown[i].text, shown[i].score)
+                 for n, i in enumerate(order, start=1)]
+    return text, citations, False
 
 
 _engines: dict[Settings, Engine] = {}

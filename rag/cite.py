@@ -30,6 +30,12 @@ _COMMON = frozenset(
     around approximately roughly nearly almost least sources source passage passages article articles
     monday tuesday wednesday thursday friday saturday sunday""".split()
 )
+# "According to passage [1], ..." and "(see passage 2)": the marker says it already.
+_SOURCE_TALK = re.compile(r"\(?\b(according to|as (stated|mentioned|reported) in|see|from|in) (the )?passages?\s*"
+                          r"(?P<refs>(?:\[\s*\d+\s*\]\s*|\d+\s*)(?:(?:,|and)\s*(?:\[\s*\d+\s*\]|\d+)\s*)*)?\)?,?\s*",
+                          re.IGNORECASE)
+_META = re.compile(r"^(this|that|these|it|the) ?(information|figure|fact|number|detail|answer)?s? (is|are|was|were|can be) "
+                   r"(found|stated|given|mentioned|provided|reported)\b[^.]*\.?$", re.IGNORECASE)
 _DECLINE = re.compile(
     r"(articles?|passages?|sources?|context|text|information)\b[^.]{0,40}\b(do(es)?n[’']?t|do(es)? not|"
     r"did not|didn[’']?t)\s+(say|state|mention|contain|provide|specify|include|answer)|"
@@ -40,7 +46,7 @@ _DECLINE = re.compile(
 
 @dataclass(frozen=True)
 class Claim:
-    """A piece of the answer and the passage numbers (1-based) it cites."""
+    """A clause of the answer and the passage numbers (1-based) it cites."""
 
     text: str
     markers: tuple[int, ...]
@@ -78,50 +84,124 @@ def has_facts(claim: str) -> bool:
     return bool(numbers or names)
 
 
-def split_claims(text: str) -> list[Claim]:
-    """Sentences with their markers; a marker placed after the full stop
-    ("... Russia. [1]") belongs to the sentence before it."""
+def _marker_numbers(group: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", group))
+
+
+def split_sentence(sentence: str) -> list[Claim]:
+    """Clauses of one sentence, each with the markers that cite it.
+
+    "A said 10 [1], while B said 12 [2]." gives ("A said 10", [1]), (", while B said 12", [2]), (".", []).
+    Small models sometimes put markers first ("[1] 10,000 [3] 11,000"); then each
+    marker cites the text after it.
+    """
+    groups = list(re.finditer(r"(?:\s*\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\])+", sentence))
+    if not groups:
+        return [Claim(sentence, ())]
     claims: list[Claim] = []
-    for s, e in split_sentences(text):
-        sentence = text[s:e]
-        markers = tuple(int(n) for group in _MARKER.findall(sentence) for n in re.split(r"[,;]", group))
-        body = _MARKER.sub("", sentence).strip()
-        if not re.search(r"\w", body) and claims:  # only markers: attach to the previous sentence
-            prev = claims[-1]
-            claims[-1] = Claim(prev.text, prev.markers + markers)
-            continue
-        body = re.sub(r"\s+([.,;:!?])", r"\1", body)
-        claims.append(Claim(body, markers))
+    if groups[0].start() == 0 or not sentence[: groups[0].start()].strip():  # markers first
+        for g, nxt in zip(groups, groups[1:] + [None]):
+            claims.append(Claim(sentence[g.end() : nxt.start() if nxt else len(sentence)], _marker_numbers(g.group())))
+        return claims
+    pos = 0
+    for g in groups:
+        claims.append(Claim(sentence[pos : g.start()], _marker_numbers(g.group())))
+        pos = g.end()
+    claims.append(Claim(sentence[pos:], ()))
     return claims
+
+
+_LEADING_MARKERS = re.compile(r"^(?:\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\]\s*)+")
+
+
+def _extend_last(sentences: list[list[Claim]], markers: tuple[int, ...]) -> None:
+    """Add markers to the last clause with words of the last sentence."""
+    last = sentences[-1]
+    i = max(j for j, c in enumerate(last) if re.search(r"\w", c.text) or j == 0)
+    last[i] = Claim(last[i].text, last[i].markers + markers)
+
+
+def split_answer(text: str) -> list[list[Claim]]:
+    """Sentences as lists of clauses. A sentence that only points at a source
+    ("This is stated in passage [1].", or a lone "[1]") lends its markers to the
+    sentence before it; "According to passage [1]," is cut (the marker says it)."""
+    sentences: list[list[Claim]] = []
+    pending: tuple[int, ...] = ()
+    for s, e in split_sentences(text):
+        raw = text[s:e]
+        talk = tuple(n for m in _SOURCE_TALK.finditer(raw) for n in _marker_numbers(m.group("refs") or ""))
+        raw = _SOURCE_TALK.sub("", raw).strip(" ,")
+        body = _MARKER.sub("", raw).strip(" ,")
+        markers = tuple(n for group in _MARKER.findall(raw) for n in _marker_numbers(group)) + talk
+        if _META.match(body) or not re.search(r"\w", body):
+            if sentences:
+                _extend_last(sentences, markers)
+            else:
+                pending += markers
+            continue
+        lead = _LEADING_MARKERS.match(raw)
+        if lead and sentences and re.search(r"\]\W*$", raw):
+            # "… 10,000. [1] Seoul said 11,000 [2]." — the first group closes the previous sentence.
+            _extend_last(sentences, _marker_numbers(lead.group()))
+            raw = raw[lead.end():]
+        clauses = split_sentence(raw[0].upper() + raw[1:])
+        if pending or talk:
+            clauses[0] = Claim(clauses[0].text, pending + talk + clauses[0].markers)
+            pending = ()
+        sentences.append(clauses)
+    return sentences
 
 
 @dataclass(frozen=True)
 class Verified:
-    """The answer after checking: each kept claim with the passages (0-based) that support it."""
+    """The answer after checking: sentences of (clause, supporting passages 0-based)."""
 
-    claims: list[tuple[str, list[int]]]
+    sentences: list[list[tuple[str, list[int]]]]
     declined: bool
-    dropped: list[str]  # claims removed because no passage supports them
+    dropped: list[str]  # clauses removed because no passage supports them
+
+    def render(self) -> tuple[str, list[int]]:
+        """Text with markers renumbered 1..n by first use, and the passage index of each marker."""
+        order: dict[int, int] = {}
+        out = []
+        for sentence in self.sentences:
+            parts = []
+            for clause, refs in sentence:
+                marks = "".join(f"[{order.setdefault(i, len(order) + 1)}]" for i in refs)
+                clause = re.sub(r"\s+([.,;:!?])", r"\1", clause)
+                if marks:  # "… 10,000 [1]." rather than "… 10,000. [1]"
+                    body, end = re.match(r"(.*?)([.!?]*)\s*$", clause, re.DOTALL).groups()
+                    clause = f"{body.rstrip()} {marks}{end}"
+                parts.append(clause)
+            out.append("".join(parts).strip())
+        return " ".join(out), list(order)
 
 
 def verify(text: str, passages: Sequence[Passage]) -> Verified:
     texts = [p.text for p in passages]
-    kept: list[tuple[str, list[int]]] = []
+    sentences: list[list[tuple[str, list[int]]]] = []
     dropped: list[str] = []
-    for claim in split_claims(text):
-        if is_decline(claim.text) and not claim.markers:
-            kept.append((claim.text, []))  # "The articles don't say ...": nothing to cite
+    for clauses in split_answer(text):
+        whole = "".join(c.text for c in clauses)
+        if is_decline(whole) and not any(c.markers for c in clauses):
+            sentences.append([(_MARKER.sub("", whole).strip(), [])])  # "The articles don't say ...": nothing to cite
             continue
-        cited = [m - 1 for m in dict.fromkeys(claim.markers) if 1 <= m <= len(texts)]  # invented markers vanish
-        good = [i for i in cited if supports(texts[i], claim.text)]
-        if not good and has_facts(claim.text):
-            # Repair: the first retrieved passage that does hold the claim.
-            good = [i for i in range(len(texts)) if supports(texts[i], claim.text)][:1]
-        if good:
-            kept.append((claim.text, good))
-        elif has_facts(claim.text) or cited:
-            dropped.append(claim.text)
-        else:
-            kept.append((claim.text, []))  # connective text ("It is unclear when.") with nothing to check
-    declined = not any(refs for _, refs in kept)
-    return Verified(kept, declined, dropped)
+        kept: list[tuple[str, list[int]]] = []
+        for claim in clauses:
+            cited = [m - 1 for m in dict.fromkeys(claim.markers) if 1 <= m <= len(texts)]  # invented markers vanish
+            good = [i for i in cited if supports(texts[i], claim.text)]
+            if not good and len(cited) > 1 and supports(" ".join(texts[i] for i in cited), claim.text):
+                good = cited  # a clause that combines facts from the passages it cites
+            if not good and has_facts(claim.text):
+                # Repair: the first retrieved passage that does hold the claim.
+                good = [i for i in range(len(texts)) if supports(texts[i], claim.text)][:1]
+            if good or not has_facts(claim.text):
+                kept.append((claim.text, good))  # connective text (", while", ".") has nothing to check
+            else:
+                dropped.append(claim.text.strip())
+        if any(refs for _, refs in kept):
+            sentences.append(kept)
+        elif kept and not dropped and re.search(r"\w", "".join(c for c, _ in kept)):
+            sentences.append(kept)  # a sentence with no names or numbers: nothing to verify
+    declined = not any(refs for sentence in sentences for _, refs in sentence)
+    return Verified(sentences, declined, dropped)

@@ -52,7 +52,9 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from .answer import get_engine
+    from .prompt import clean_question
 
+    clean_question(args.question)  # fail fast, before seconds of model loading
     engine = get_engine(_settings(args), progress=True)
     answer = engine.ask(args.question, k=args.k)
     print(answer.text)

@@ -39,14 +39,15 @@ class Settings(BaseSettings):
     allow_downloads: bool = Field(False, description="Let models be fetched from the Hugging Face hub. Off: fully offline.")
 
     # --- chunking -------------------------------------------------------------
-    chunk_size: int = Field(600, ge=100, le=4000, description="Target chunk length in characters (whole sentences).")
-    chunk_overlap: int = Field(150, ge=0, le=2000, description="Characters of trailing sentences repeated in the next chunk.")
+    chunk_size: int = Field(400, ge=100, le=4000, description="Target chunk length in characters (whole sentences).")
+    chunk_overlap: int = Field(100, ge=0, le=2000, description="Characters of trailing sentences repeated in the next chunk.")
 
     # --- retrieval ------------------------------------------------------------
     top_k: int = Field(5, ge=1, le=20, description="Passages given to the model.")
     candidates: int = Field(30, ge=1, le=200, description="Candidates taken from each retriever before fusion.")
-    max_per_doc: int = Field(2, ge=1, le=20, description="At most this many passages from one document, so other sources are heard.")
-    min_relevance: float = Field(0.2, ge=-1.0, le=1.0, description="Below this best cosine similarity, and with no lexical match, decline without calling the LLM.")
+    lexical_weight: float = Field(0.5, ge=0.0, le=5.0, description="Weight of the BM25 ranking against the dense one in rank fusion.")
+    max_per_doc: int = Field(3, ge=1, le=20, description="At most this many passages from one document, so other sources are heard.")
+    min_relevance: float = Field(0.2, ge=-1.0, le=1.0, description="If no passage reaches this cosine similarity to the question, decline without calling the LLM.")
 
     # --- generation -----------------------------------------------------------
     n_ctx: int = Field(4096, ge=512, le=32768, description="LLM context window in tokens (llama.cpp's default of 512 is too small).")

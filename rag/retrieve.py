@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,8 +57,10 @@ class Retriever:
     @staticmethod
     def _tokens(texts: list[str]):
         import bm25s
+        import Stemmer  # PyStemmer: "longest" finds "long", "troops" finds "troop"
 
-        return bm25s.tokenize([normalize_numbers(t) for t in texts], stopwords="en", show_progress=False)
+        return bm25s.tokenize([normalize_numbers(t) for t in texts], stopwords="en",
+                              stemmer=Stemmer.Stemmer("english"), show_progress=False)
 
     def _dense(self, vector: np.ndarray, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
         import faiss
@@ -82,7 +84,7 @@ class Retriever:
         return [i for i in hits if allowed is None or i in allowed][:n]
 
     def search(self, queries: Sequence[str], k: int, candidates: int, max_per_doc: int,
-               doc_ids: Iterable[str] | None = None) -> list[Passage]:
+               doc_ids: Iterable[str] | None = None, lexical_weight: float = 0.5) -> list[Passage]:
         """Top ``k`` passages for the queries (several for follow-ups: the question
         alone and with its context), best first."""
         chunks = self.index.chunks
@@ -103,26 +105,49 @@ class Retriever:
             dense = self._dense(vector, n, allowed)
             for i, s in dense:
                 similarity[i] = max(similarity.get(i, -1.0), s)
-            for ranking in ([i for i, _ in dense], self._lexical(query, n, allowed_set)):
+            for weight, ranking in ((1.0, [i for i, _ in dense]),
+                                    (lexical_weight, self._lexical(query, n, allowed_set))):
                 for rank, i in enumerate(ranking):
-                    fused[i] = fused.get(i, 0.0) + 1.0 / (_RRF_K + rank + 1)
+                    fused[i] = fused.get(i, 0.0) + weight / (_RRF_K + rank + 1)
         if missing := [i for i in fused if i not in similarity]:  # lexical-only hits
             rows = self.index.faiss.reconstruct_batch(np.array(missing, dtype=np.int64))  # type: ignore[attr-defined]
             for i, row in zip(missing, rows):
                 similarity[i] = float(max(row @ v for v in vectors))
 
+        limit = 2 * self.index.chunk_size
         picked: list[Passage] = []
         per_doc: dict[str, int] = {}
         seen_text: set[str] = set()
         for i in sorted(fused, key=fused.__getitem__, reverse=True):
             c = chunks[i]
             key = " ".join(c.text.lower().split())
-            if per_doc.get(c.doc_id, 0) >= max_per_doc or key in seen_text:
+            if key in seen_text:
                 continue
-            per_doc[c.doc_id] = per_doc.get(c.doc_id, 0) + 1
             seen_text.add(key)
-            info = self.index.docs[c.doc_id]
-            picked.append(Passage(c, info.title, self.index.source_path(c.doc_id), fused[i], similarity[i]))
+            # Overlapping chunks of one article become one longer passage, so the
+            # model is not shown the same sentences twice under two numbers.
+            j = next((j for j, p in enumerate(picked) if p.chunk.doc_id == c.doc_id
+                      and c.start < p.chunk.end and c.end > p.chunk.start), None)
+            if j is not None:
+                if max(c.end, picked[j].chunk.end) - min(c.start, picked[j].chunk.start) <= limit:
+                    picked[j] = _merge(picked[j], c)
+                continue
+            if per_doc.get(c.doc_id, 0) >= max_per_doc:
+                continue
             if len(picked) == k:
                 break
+            per_doc[c.doc_id] = per_doc.get(c.doc_id, 0) + 1
+            info = self.index.docs[c.doc_id]
+            picked.append(Passage(c, info.title, self.index.source_path(c.doc_id), fused[i], similarity[i]))
         return picked
+
+
+def _merge(p: Passage, c: Chunk) -> Passage:
+    a = p.chunk
+    text = a.text
+    if c.start < a.start:
+        text = c.text[: a.start - c.start] + text
+    if c.end > a.end:
+        text = text + c.text[a.end - c.start :]
+    merged = Chunk(a.doc_id, min(a.ordinal, c.ordinal), min(a.start, c.start), max(a.end, c.end), text)
+    return replace(p, chunk=merged)

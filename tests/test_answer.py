@@ -1,0 +1,120 @@
+"""ask() end to end with a fake embedder and a scripted fake LLM (the real models are in test_e2e)."""
+
+import re
+import threading
+
+import pytest
+
+from rag.answer import Answer, AnswerStream, Engine
+from rag.errors import InputError
+from rag.ingest import decode
+
+from tests.conftest import FakeLLM
+
+
+def cite_passage_with(figure: str, sentence: str = "The Pentagon said about {} North Korean troops are in Russia"):
+    """A fake model that cites whichever shown passage contains ``figure``."""
+    def reply(messages):
+        user = messages[-1]["content"]
+        for n, body in re.findall(r"\[(\d+)\] (.*?)(?=\n\n\[\d+\] |\n\nAnswer the question)", user, re.S):
+            if figure in body:
+                return sentence.format(figure) + f" [{n}]."
+        return "The articles don't say."
+    return reply
+
+
+def make_engine(settings, fake_embedder, replies):
+    return Engine(settings, llm=FakeLLM(replies), embedder=fake_embedder)
+
+
+def test_answer_has_resolving_citations_with_exact_offsets(settings, fake_embedder):
+    engine = make_engine(settings, fake_embedder, [cite_passage_with("10,000")])
+    answer = engine.ask("How many North Korean troops are in Russia according to the Pentagon?")
+    assert isinstance(answer, Answer) and not answer.declined
+    assert "10,000" in answer.text and "[1]" in answer.text
+    [c] = answer.citations
+    assert c.marker == 1 and "10,000" in c.text
+    assert decode(c.path.read_bytes(), c.path)[c.start:c.end] == c.text
+    assert answer.passages and answer.timings.first_token_s is not None
+
+
+def test_invented_marker_is_never_shown(settings, fake_embedder):
+    engine = make_engine(settings, fake_embedder, ["Kyiv plans to recruit another 160,000 people [9]."])
+    answer = engine.ask("How many people will Ukraine recruit?")
+    markers = {int(m) for m in re.findall(r"\[(\d+)\]", answer.text)}
+    assert markers == {c.marker for c in answer.citations}
+    assert all("160,000" in c.text for c in answer.citations)
+
+
+def test_answer_from_memory_is_dropped_and_declined(settings, fake_embedder):
+    engine = make_engine(settings, fake_embedder, ["Argentina won the 2022 World Cup, beating France [1]."])
+    answer = engine.ask("Who won the 2022 football World Cup?")
+    assert answer.declined and answer.citations == []
+    assert "Argentina" not in answer.text
+
+
+def test_irrelevant_question_declines_without_calling_the_llm(settings, fake_embedder):
+    llm = FakeLLM(["should not be used"])
+    engine = Engine(settings.model_copy(update={"min_relevance": 0.99}), llm=llm, embedder=fake_embedder)
+    answer = engine.ask("Who won the 2022 football World Cup?")
+    assert answer.declined and llm.calls == [] and answer.timings.first_token_s is None
+
+
+def test_stream_yields_deltas_then_exposes_the_answer(settings, fake_embedder):
+    engine = make_engine(settings, fake_embedder, [cite_passage_with("10,000")])
+    stream = engine.ask("How many North Korean troops are in Russia according to the Pentagon?", stream=True)
+    assert isinstance(stream, AnswerStream) and stream.answer is None
+    deltas = list(stream)
+    assert len(deltas) > 3 and all(isinstance(d, str) for d in deltas)
+    assert stream.answer is not None and "10,000" in stream.answer.text
+
+
+def test_follow_up_sees_history_and_retrieves_with_it(settings, fake_embedder):
+    llm = FakeLLM(["The articles don't say."])
+    engine = Engine(settings, llm=llm, embedder=fake_embedder)
+    history = [("How many North Korean troops does the Pentagon say are in Russia?", "About 10,000 [1].")]
+    engine.ask("And who is the spokesperson?", history=history)
+    contents = [m["content"] for m in llm.calls[0]]
+    assert history[0][0] in contents and "About 10,000." in contents
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\x00\x07"])
+def test_empty_question_is_refused(settings, fake_embedder, question):
+    engine = make_engine(settings, fake_embedder, [])
+    with pytest.raises(InputError):
+        engine.ask(question)
+
+
+def test_added_article_is_answerable_without_restart(settings, fake_embedder):
+    engine = make_engine(settings, fake_embedder, [cite_passage_with("4,321", "The Zorblat festival drew {} visitors")])
+    (settings.corpus_dir / "new_article.txt").write_text("The Zorblat festival drew 4,321 visitors to Quux.\n")
+    answer = engine.ask("How many visitors did the Zorblat festival draw?")
+    assert [c.doc_id for c in answer.citations] == ["new_article"]
+
+
+def test_questions_from_many_threads_get_their_own_answers(settings, fake_embedder):
+    def name_from_first_passage(messages):
+        first = re.search(r"\[1\] (.*?)(?=\n\n\[\d+\] |\n\nAnswer the question)", messages[-1]["content"], re.S)
+        word = re.findall(r"\b[A-Z][a-z]{5,}\b", first.group(1))[-1]
+        return f"{word} is mentioned [1]."
+
+    engine = make_engine(settings, fake_embedder, [])
+    engine._llm = FakeLLM([name_from_first_passage] * 8)
+    questions = ["How many North Korean troops are in Russia?", "How many people will Ukraine recruit?",
+                 "How long did the missile fly?", "How many containers were shipped by rail?"] * 2
+    results: list[tuple[str, Answer]] = []
+
+    def worker(q: str) -> None:
+        results.append((q, engine.ask(q)))
+
+    threads = [threading.Thread(target=worker, args=(q,)) for q in questions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(results) == 8
+    for question, answer in results:  # each answer belongs to its question and is backed by its own citation
+        assert answer.question == question and not answer.declined
+        word = answer.text.split()[0]
+        assert word in answer.citations[0].text
+        assert answer.citations[0].text == answer.passages[0].text  # the passage retrieved for this question

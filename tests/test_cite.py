@@ -1,0 +1,77 @@
+from types import SimpleNamespace
+
+import pytest
+
+from rag.cite import is_decline, key_terms, split_answer, supports, verify
+
+PASSAGES = [
+    SimpleNamespace(text="A total of around 10,000 North Korean troops are currently in Russia, a spokesperson for the Pentagon said."),
+    SimpleNamespace(text="Seoul and its allies assess that the number has increased to 11,000, a South Korean official said."),
+    SimpleNamespace(text="Zelenskyy said there are upwards of 12,000 North Koreans in the country."),
+]
+
+
+def render(text: str):
+    v = verify(text, PASSAGES)
+    return v.render(), v.declined, v.dropped
+
+
+def test_key_terms_are_numbers_and_names():
+    numbers, names = key_terms("The Pentagon said 10,000 troops [1] are in Russia.")
+    assert numbers == {"10000"}
+    assert {"pentagon", "russia"} <= names and "the" not in names
+
+
+def test_support_needs_every_number_and_name():
+    assert supports(PASSAGES[0].text, "The Pentagon says 10000 North Korean troops are in Russia.")
+    assert not supports(PASSAGES[0].text, "The Pentagon says 11,000 troops are in Russia.")
+    assert not supports(PASSAGES[0].text, "Argentina won the World Cup.")
+
+
+def test_valid_markers_are_kept_and_renumbered_in_order():
+    (text, order), declined, _ = render("Seoul says 11,000 [2], while the Pentagon says 10,000 [1].")
+    assert text == "Seoul says 11,000 [1], while the Pentagon says 10,000 [2]."
+    assert order == [1, 0] and not declined
+
+
+def test_invented_marker_is_removed_or_repaired():
+    (text, order), _, _ = render("Zelenskyy said upwards of 12,000 [7].")
+    assert text == "Zelenskyy said upwards of 12,000 [1]." and order == [2]
+
+
+def test_wrong_citation_is_moved_to_the_supporting_passage():
+    (text, order), _, _ = render("The Pentagon said about 10,000 troops are in Russia [2].")
+    assert order == [0] and text.endswith("[1].")
+
+
+def test_unsupported_claim_is_dropped_and_answer_declines_when_nothing_is_left():
+    (text, order), declined, dropped = render("Argentina won the 2022 World Cup [1].")
+    assert text == "" and order == [] and declined and dropped
+
+
+def test_marker_before_text_style_cites_what_follows():
+    (text, order), _, _ = render("[1] 10,000 [2] 11,000")
+    assert text == "10,000 [1] 11,000 [2]" and order == [0, 1]
+
+
+def test_source_talk_and_meta_sentences_become_markers():
+    (text, _), _, _ = render("According to passage [3], Zelenskyy said 12,000. This is stated in [3].")
+    assert text == "Zelenskyy said 12,000 [1]."
+
+
+@pytest.mark.parametrize("text", ["The articles don't say.", "The passages do not mention who won.",
+                                  "There is no information about that."])
+def test_declines_are_recognised(text):
+    assert is_decline(text)
+    (rendered, order), declined, _ = render(text)
+    assert declined and order == [] and rendered
+
+
+def test_statement_is_not_a_decline():
+    assert not is_decline("The Pentagon says 10,000 troops are in Russia.")
+
+
+def test_split_answer_attaches_trailing_marker_to_previous_sentence():
+    sentences = split_answer("The Pentagon said 10,000. [1] Seoul said 11,000 [2].")
+    assert [c.markers for c in sentences[0] if c.markers] == [(1,)]
+    assert len(sentences) == 2
