@@ -74,8 +74,8 @@ def test_follow_up_sees_history_and_retrieves_with_it(settings, fake_embedder):
     engine = Engine(settings, llm=llm, embedder=fake_embedder)
     history = [("How many North Korean troops does the Pentagon say are in Russia?", "About 10,000 [1].")]
     engine.ask("And who is the spokesperson?", history=history)
-    contents = [m["content"] for m in llm.calls[0]]
-    assert history[0][0] in contents and "About 10,000." in contents
+    user = llm.calls[0][-1]["content"]
+    assert f"User: {history[0][0]}" in user and "Assistant: About 10,000." in user
 
 
 @pytest.mark.parametrize("question", ["", "   ", "\x00\x07"])
