@@ -38,7 +38,7 @@ class Citation:
     start: int  # character offsets into the file's text
     end: int
     text: str
-    score: float
+    score: float  # cosine similarity of the passage to the question
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ def _finish(raw: str, shown: list[Passage]) -> tuple[str, list[Citation], bool]:
     if checked.declined:
         return text if cite.is_decline(text) else prompt.DECLINE, [], True
     citations = [Citation(n, shown[i].chunk.doc_id, shown[i].title, shown[i].path, shown[i].chunk.start,
-                          shown[i].chunk.end, shown[i].text, shown[i].score)
+                          shown[i].chunk.end, shown[i].text, shown[i].similarity)
                  for n, i in enumerate(order, start=1)]
     return text, citations, False
 

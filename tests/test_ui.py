@@ -156,9 +156,7 @@ def test_create_app_is_instant_and_page_shows_loading_then_corpus_stats(app, bro
 def test_ask_endpoint_returns_verified_citations(app):
     from gradio_client import Client
 
-    # download_files=False: the client would otherwise treat each citation (a dict with a
-    # "path") as a file to fetch, and the app rightly refuses to serve article files.
-    client = Client(app.url, verbose=False, download_files=False)
+    client = Client(app.url, verbose=False)
     result = client.predict(PENTAGON_Q, api_name="/ask")
     assert isinstance(result, dict) and set(result) == {"text", "declined", "citations"}
     assert result["declined"] is False
@@ -168,18 +166,18 @@ def test_ask_endpoint_returns_verified_citations(app):
     by_marker = {c["marker"]: c for c in result["citations"]}
     assert markers == set(by_marker)
     for c in result["citations"]:
-        assert set(c) == {"marker", "doc_id", "title", "path", "start", "end", "text", "score"}
-        assert isinstance(c["path"], str) and isinstance(c["score"], float)
-        source = Path(c["path"]).read_text(encoding="utf-8")
+        assert set(c) == {"marker", "doc_id", "title", "file", "start", "end", "text", "score"}
+        assert isinstance(c["file"], str) and isinstance(c["score"], float)
+        source = Path(c["file"]).read_text(encoding="utf-8")
         assert source[c["start"]:c["end"]] == c["text"]
-        assert Path(c["path"]).parent == app.corpus.resolve()
+        assert Path(c["file"]).parent == app.corpus.resolve()
 
 
 def test_ask_endpoint_reports_input_errors(app):
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
-    client = Client(app.url, verbose=False, download_files=False)
+    client = Client(app.url, verbose=False)
     with pytest.raises(AppError, match="question is empty"):
         client.predict("   ", api_name="/ask")
 
