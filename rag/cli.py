@@ -100,6 +100,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0 if report.ok or not args.strict else 1
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    run_bench(_settings(args), quick=args.quick, out=Path(args.out), eval_limit=args.eval_limit)
+    print(f"\nSaved to {args.out}")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from .ui_app import launch
 
@@ -137,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="also write the per-question results as JSON here")
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     p.set_defaults(func=cmd_eval)
+
+    p = add("bench", "measure speed: baseline vs ours, in one run", corpus=True)
+    p.add_argument("--quick", action="store_true", help="small sizes, 3 questions: a smoke run of about a minute")
+    p.add_argument("--eval-limit", type=int, help="only the first N evaluation questions for answer latency")
+    p.add_argument("--out", default="bench.json", help="where to save the table as JSON (default bench.json)")
+    p.set_defaults(func=cmd_bench)
 
     p = add("ui", "start the web UI", corpus=True)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")

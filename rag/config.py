@@ -49,9 +49,13 @@ class Settings(BaseSettings):
     max_per_doc: int = Field(3, ge=1, le=20, description="At most this many passages from one document, so other sources are heard.")
     min_relevance: float = Field(0.2, ge=-1.0, le=1.0, description="If no passage reaches this cosine similarity to the question, decline without calling the LLM.")
 
+    ivf_threshold: int = Field(200_000, ge=1, description="From this many chunks on, use an IVF index instead of exact flat search.")
+    ivf_nprobe: int = Field(96, ge=1, le=4096, description="IVF clusters visited per query (recall against speed).")
+
     # --- generation -----------------------------------------------------------
     n_ctx: int = Field(4096, ge=512, le=32768, description="LLM context window in tokens (llama.cpp's default of 512 is too small).")
     n_threads: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1, description="CPU threads for the LLM.")
     max_tokens: int = Field(300, ge=16, le=4096, description="Longest answer, in tokens.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 gives the same answer to the same question.")
+    prompt_lookup_tokens: int = Field(0, ge=0, le=64, description="Prompt-lookup decoding: tokens drafted from the passages per step (0 = off).")
     history_turns: int = Field(3, ge=0, le=20, description="Earlier question/answer pairs given to the model for follow-ups.")

@@ -39,7 +39,10 @@ class LocalLLM:
             self._llama = llama
             return
         from llama_cpp import Llama  # heavy: loaded only when a model is needed
+        from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
+        draft = LlamaPromptLookupDecoding(num_pred_tokens=settings.prompt_lookup_tokens) \
+            if settings.prompt_lookup_tokens else None
         try:
             self._llama = Llama(
                 model_path=str(path),
@@ -47,6 +50,7 @@ class LocalLLM:
                 n_threads=settings.n_threads,
                 n_threads_batch=settings.n_threads,
                 n_batch=512,
+                draft_model=draft,  # answers copy from the passages: drafts from the prompt often hit
                 verbose=False,
             )
         except (ValueError, RuntimeError) as exc:

@@ -181,12 +181,27 @@ def _embed_chunks(chunks: list[Chunk], embedder: Embedder, progress: bool) -> np
     return embedder.embed([c.text for c in chunks], progress=progress)
 
 
-def _new_faiss(vectors: np.ndarray, dim: int):
+def build_faiss(vectors: np.ndarray, dim: int, settings: Settings):
+    """Exact flat search while it is fast enough; an IVF index once the corpus is large.
+
+    Flat inner product costs ~6 ms per query at 100k vectors and ~60 ms at 1M on two
+    cores; IVF visits only ``ivf_nprobe`` of ~4·sqrt(n) clusters. The vectors stay
+    reconstructable (direct map) so incremental updates can reuse them."""
     import faiss
 
-    index = faiss.IndexFlatIP(dim)
-    if len(vectors):
+    n = len(vectors)
+    if n < settings.ivf_threshold:
+        index = faiss.IndexFlatIP(dim)
+    else:
+        nlist = int(4 * np.sqrt(n))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        sample = vectors[np.random.default_rng(0).choice(n, min(n, 64 * nlist), replace=False)]
+        index.train(sample)
+        index.nprobe = settings.ivf_nprobe
+    if n:
         index.add(vectors)
+    if hasattr(index, "make_direct_map"):
+        index.make_direct_map()
     return index
 
 
@@ -258,7 +273,7 @@ def sync(settings: Settings, embedder: Embedder, progress: bool = False,
                                     sum(1 for c in chunks if c.doc_id == doc_id))
         matrix = np.vstack(rows).astype(np.float32) if rows else np.zeros((0, embedder.dim), np.float32)
         index = Index(directory, corpus_dir, embedder.name, settings.chunk_size, settings.chunk_overlap,
-                      infos, chunks, _new_faiss(matrix, embedder.dim))
+                      infos, chunks, build_faiss(matrix, embedder.dim, settings))
         save(index)
         log.info("Index in %s: %d documents, %d chunks (%d re-embedded, %d removed).",
                  directory, len(infos), len(chunks), len(changed), len(removed))

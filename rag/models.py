@@ -148,7 +148,8 @@ def get_embedder(settings: Settings) -> Embedder:
 def get_llm(settings: Settings, progress: bool = True) -> LocalLLM:
     from .generate import LocalLLM
 
-    key = ("llm", settings.llm_path, settings.llm_repo, settings.llm_file, settings.n_ctx, settings.n_threads)
+    key = ("llm", settings.llm_path, settings.llm_repo, settings.llm_file, settings.n_ctx, settings.n_threads,
+               settings.prompt_lookup_tokens)
     with _cache_lock:
         if key not in _cache:
             set_offline(settings.allow_downloads)

@@ -75,3 +75,9 @@ def test_split_answer_attaches_trailing_marker_to_previous_sentence():
     sentences = split_answer("The Pentagon said 10,000. [1] Seoul said 11,000 [2].")
     assert [c.markers for c in sentences[0] if c.markers] == [(1,)]
     assert len(sentences) == 2
+
+
+def test_copied_sentence_without_names_or_numbers_gets_its_source():
+    passages = PASSAGES + [SimpleNamespace(text="This is normal diplomacy. This should not raise questions for anyone.")]
+    v = verify("This should not raise questions for anyone.", passages)
+    assert v.render() == ("This should not raise questions for anyone [1].", [3])

@@ -1,0 +1,221 @@
+"""`rag bench`: measure speed in one run, baseline and ours side by side.
+
+Baseline = the naive pipeline the speed issue started from: ~700-character chunks,
+4 passages, dense retrieval only, flat FAISS, no prompt-lookup decoding. Ours =
+the current default Settings. Every figure is measured here, in this process or a
+fresh one; nothing is assumed. Prints a table and writes it as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import Settings
+
+QUESTION = "How many North Korean troops are in Russia according to the Pentagon?"
+
+
+@dataclass
+class Row:
+    metric: str
+    unit: str
+    baseline: float | None
+    ours: float | None
+
+    @property
+    def ratio(self) -> str:
+        if not self.baseline or self.ours is None:
+            return ""
+        return f"{self.baseline / self.ours:.2f}x" if self.unit in ("s", "ms") else f"{self.ours / self.baseline:.2f}x"
+
+
+def baseline_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"chunk_size": 700, "chunk_overlap": 0, "top_k": 4, "lexical_weight": 0.0,
+                                       "max_per_doc": 20, "prompt_lookup_tokens": 0, "ivf_threshold": 10**12,
+                                       "index_dir": settings.index_dir.parent / (settings.index_dir.name + "-baseline")})
+
+
+def _pcts(values: list[float]) -> tuple[float, float]:
+    values = sorted(values)
+    return statistics.median(values), values[min(len(values) - 1, int(round(0.95 * (len(values) - 1))))]
+
+
+def _cold_start(settings: Settings) -> float:
+    """New process → first answer, with the model already assembled in the cache."""
+    env = dict(os.environ, **{f"RAG_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None})
+    code = f"from rag import ask; ask({QUESTION!r})"
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def _synthetic_corpus(folder: Path, seeds: Path, chunks_wanted: int, chunk_size: int) -> None:
+    """Articles made of shuffled real sentences, enough for about ``chunks_wanted`` chunks."""
+    from .chunking import split_sentences
+    from .ingest import load_corpus
+
+    sentences = [d.text[s:e] for d in load_corpus(seeds) for span in d.spans for s, e in split_sentences(d.text, *span)]
+    rng = random.Random(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    per_doc = 20
+    total_chars = chunks_wanted * chunk_size
+    n_docs = max(1, total_chars // (per_doc * 120))
+    for i in range(n_docs):
+        (folder / f"synthetic_{i:05d}.txt").write_text(" ".join(rng.choice(sentences) for _ in range(per_doc)) + f" Doc {i}.\n")
+
+
+def _index_build(settings: Settings, embedder, corpus: Path) -> float:
+    """Chunks per second for a full build (chunking + embedding + FAISS + atomic save)."""
+    from .index import sync
+
+    target = Path(tempfile.mkdtemp(prefix="rag-bench-index-"))
+    try:
+        s = settings.model_copy(update={"corpus_dir": corpus, "index_dir": target})
+        t0 = time.perf_counter()
+        index = sync(s, embedder)
+        return len(index.chunks) / (time.perf_counter() - t0)
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
+
+
+def _clustered(n: int, dim: int, rng: np.random.Generator) -> np.ndarray:
+    """Vectors with cluster structure, like real embeddings (uniform noise is unrealistically hard)."""
+    centers = rng.standard_normal((max(16, n // 1000), dim)).astype(np.float32)
+    x = centers[rng.integers(0, len(centers), n)] + 0.6 * rng.standard_normal((n, dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x
+
+
+def _retrieval(sizes: list[int], settings: Settings, dim: int = 384, queries: int = 200) -> list[Row]:
+    from .index import build_faiss
+
+    rows: list[Row] = []
+    rng = np.random.default_rng(0)
+    for n in sizes:
+        data = _clustered(n, dim, rng)
+        q = _clustered(queries, dim, rng)
+        timings = {}
+        results = {}
+        for name, s in (("baseline", baseline_settings(settings)), ("ours", settings)):
+            index = build_faiss(data, dim, s)
+            lat = []
+            ids_all = []
+            for row in q:
+                t0 = time.perf_counter()
+                _, ids = index.search(row[None, :], 10)
+                lat.append((time.perf_counter() - t0) * 1000)
+                ids_all.append(ids[0])
+            timings[name] = _pcts(lat)
+            results[name] = ids_all
+        recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(results["ours"], results["baseline"])]))
+        label = f"{n:,} vectors"
+        rows += [Row(f"retrieval p50 @ {label}", "ms", timings["baseline"][0], timings["ours"][0]),
+                 Row(f"retrieval p95 @ {label}", "ms", timings["baseline"][1], timings["ours"][1]),
+                 Row(f"retrieval recall@10 vs exact @ {label}", "", 1.0, recall)]
+        del data
+    return rows
+
+
+def _llm_speed(settings: Settings) -> dict[str, float]:
+    """Prompt tokens/s, time to first token and generation tokens/s for one fixed prompt."""
+    from .answer import get_engine
+    from .prompt import build
+
+    engine = get_engine(settings)
+    llm = engine.llm
+    passages = engine.retrieve(QUESTION, [], settings.top_k)
+    prompt = build(QUESTION, passages, [], llm, settings.max_tokens, 0)
+    llm._llama.reset()  # type: ignore[attr-defined]  # no KV reuse: measure a cold prompt
+    n_prompt = llm.count_tokens("".join(m["content"] for m in prompt.messages))
+    t0 = time.perf_counter()
+    first = None
+    n_gen = 0
+    for _ in llm.stream(prompt.messages, 96, 0.0):
+        first = first or time.perf_counter() - t0
+        n_gen += 1
+    total = time.perf_counter() - t0
+    return {"prompt_tokens": n_prompt, "prompt_tps": n_prompt / first, "ttft": first,
+            "gen_tps": (n_gen - 1) / max(total - first, 1e-9)}
+
+
+def _e2e(settings: Settings, limit: int | None) -> dict[str, float]:
+    from .evaluate import run_eval
+
+    report = run_eval(settings, limit=limit, echo=False)
+    times = [r.seconds for r in report.results]
+    ttft = [r.first_token_s for r in report.results if r.first_token_s is not None]
+    p50, p95 = _pcts(times)
+    return {"p50": p50, "p95": p95, "ttft_p50": statistics.median(ttft) if ttft else float("nan"), **report.totals}
+
+
+def run_bench(settings: Settings, quick: bool = False, out: Path | None = None, eval_limit: int | None = None) -> list[Row]:
+    from .models import get_embedder
+
+    base = baseline_settings(settings)
+    rows: list[Row] = []
+
+    def show(new: list[Row]) -> None:
+        rows.extend(new)
+        for r in new:
+            b = "" if r.baseline is None else f"{r.baseline:10.3f}"
+            o = "" if r.ours is None else f"{r.ours:10.3f}"
+            print(f"{r.metric:<44} {r.unit:<9} {b:>10} {o:>10} {r.ratio:>7}", flush=True)
+
+    print(f"{'metric':<44} {'unit':<9} {'baseline':>10} {'ours':>10} {'gain':>7}")
+    show([Row("cold start to first answer", "s", _cold_start(base), _cold_start(settings))])
+
+    embedder = get_embedder(settings)
+    texts = ["North Korean troops are heading to the Kursk region, officials said."] * 30
+    lat = []
+    for t in texts:
+        t0 = time.perf_counter()
+        embedder.embed([t])
+        lat.append((time.perf_counter() - t0) * 1000)
+    show([Row("query embedding", "ms", None, statistics.median(lat))])
+
+    show([Row("index build, bundled corpus", "chunks/s", _index_build(base, embedder, settings.corpus_dir),
+              _index_build(settings, embedder, settings.corpus_dir))])
+    synth = Path(tempfile.mkdtemp(prefix="rag-bench-corpus-"))
+    try:
+        n = 1_000 if quick else 10_000
+        _synthetic_corpus(synth, settings.corpus_dir, n, settings.chunk_size)
+        show([Row(f"index build, synthetic ~{n:,} chunks", "chunks/s", _index_build(base, embedder, synth),
+                  _index_build(settings, embedder, synth))])
+    finally:
+        shutil.rmtree(synth, ignore_errors=True)
+
+    show(_retrieval([10_000] if quick else [10_000, 100_000, 1_000_000], settings))
+
+    b, o = _llm_speed(base), _llm_speed(settings)
+    show([Row("LLM prompt tokens", "tokens", b["prompt_tokens"], o["prompt_tokens"]),
+          Row("LLM prompt processing", "tokens/s", b["prompt_tps"], o["prompt_tps"]),
+          Row("LLM time to first token", "s", b["ttft"], o["ttft"]),
+          Row("LLM generation", "tokens/s", b["gen_tps"], o["gen_tps"])])
+
+    limit = 3 if quick else eval_limit
+    b, o = _e2e(base, limit), _e2e(settings, limit)
+    show([Row("answer latency p50 (eval questions)", "s", b["p50"], o["p50"]),
+          Row("answer latency p95 (eval questions)", "s", b["p95"], o["p95"]),
+          Row("time to first token p50 (eval)", "s", b["ttft_p50"], o["ttft_p50"]),
+          Row("eval: answers correct", "share", b["answers_correct"], o["answers_correct"]),
+          Row("eval: citations supported", "share", b["citations_supported"], o["citations_supported"]),
+          Row("eval: unanswerable declined", "share", b["unanswerable_declined"], o["unanswerable_declined"]),
+          Row("eval: retrieval recall@k", "share", b["recall_at_k"], o["recall_at_k"])])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    show([Row("peak memory (RSS) of this process", "MiB", None, peak)])
+    if out:
+        out.write_text(json.dumps([asdict(r) | {"gain": r.ratio} for r in rows], indent=1))
+    return rows
