@@ -20,7 +20,7 @@ from .generate import ChatModel
 from .index import Index, sync
 from .ingest import SUFFIXES
 from .models import get_embedder, get_llm
-from .retrieve import Passage, Retriever
+from .retrieve import Passage, Retriever, content_terms
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,10 @@ class Engine:
         if history:  # follow-ups: also search with the previous question as context
             queries.append(f"{history[-1][0]} {question}")
         s = self.settings
-        return self.retriever.search(queries, k, s.candidates, s.max_per_doc, doc_ids, s.lexical_weight)
+        # Twice as many chunks as will be shown: the sentence-level look decides the final k.
+        wide = 2 * k if s.passage_chars else k
+        passages = self.retriever.search(queries, wide, s.candidates, s.max_per_doc, doc_ids, s.lexical_weight)
+        return self.retriever.focus(passages, queries, s.passage_chars, k)
 
     def ask(self, question: str, history: History | None = None, k: int | None = None,
             stream: bool = False, doc_ids: Iterable[str] | None = None,
@@ -138,15 +141,25 @@ class Engine:
                 stream_obj.answer = Answer(question, prompt.DECLINE, [], passages, True,
                                            Timings(retrieval_s, None, time.perf_counter() - t0))
                 return
-            built = prompt.build(question, passages, history, self.llm, self.settings.max_tokens,
-                                 self.settings.history_turns)
-            pieces: list[str] = []
             first: float | None = None
-            for delta in self.llm.stream(built.messages, self.settings.max_tokens, temp):
-                first = first or time.perf_counter() - t0
-                pieces.append(delta)
-                yield delta
-            text, citations, declined = _finish("".join(pieces), built.passages)
+            attempts = [False, True] if self.settings.second_look else [False]
+            for extractive in attempts:
+                built = prompt.build(question, passages, history, self.llm, self.settings.max_tokens,
+                                     self.settings.history_turns, extractive=extractive)
+                pieces: list[str] = []
+                if extractive:
+                    yield "\n\n"  # the second look streams below the first
+                for delta in self.llm.stream(built.messages, self.settings.max_tokens, temp):
+                    first = first or time.perf_counter() - t0
+                    pieces.append(delta)
+                    yield delta
+                result = _finish("".join(pieces), built.passages)
+                if not extractive:
+                    text, citations, declined = result
+                    if not declined or max(p.similarity for p in passages) < self.settings.second_look:
+                        break
+                elif not result[2] and _on_question(question, history, result[1]):
+                    text, citations, declined = result
             stream_obj.answer = Answer(question, text, citations, passages, declined,
                                        Timings(retrieval_s, first, time.perf_counter() - t0))
 
@@ -157,6 +170,17 @@ class Engine:
             pass
         assert stream_obj.answer is not None
         return stream_obj.answer
+
+
+def _on_question(question: str, history: History, citations: list[Citation], share: float = 0.6) -> bool:
+    """A copied sentence answers the question only if the passages it cites are about it:
+    most of the question's content words (with the previous question's, for a
+    follow-up) occur there."""
+    wanted = content_terms(question)
+    if history:
+        wanted |= content_terms(history[-1][0])
+    found = content_terms(" ".join(c.text for c in citations))
+    return bool(wanted) and len(wanted & found) / len(wanted) >= share
 
 
 def _finish(raw: str, shown: list[Passage]) -> tuple[str, list[Citation], bool]:

@@ -49,7 +49,9 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
         if m.group().startswith("\n"):
             cuts.extend((m.start(), m.end()))
             continue
-        word = _WORD_BEFORE.search(text, start, m.end())
+        # Look back from the last cut, not from ``start``: a word cannot cross a cut, and
+        # scanning the whole block for every full stop made long articles quadratic.
+        word = _WORD_BEFORE.search(text, cuts[-1], m.end())
         token = word.group(1).lower().rstrip(".") if word else ""
         if token in _ABBREVIATIONS or (len(token) == 1 and token.isalpha()):
             continue  # "Gen. Ryder", "U.S. officials", "Kim J. Un"

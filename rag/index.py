@@ -110,7 +110,7 @@ def _sha(data: bytes) -> str:
 def _locked(directory: Path) -> Iterator[None]:
     """One writer at a time, across threads and processes."""
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as lock:
+    with open(directory / ".lock", "a") as lock:  # "a": taking the lock must not touch the file
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -126,8 +126,10 @@ def save(index: Index) -> None:
     chunk_bytes = "".join(json.dumps(asdict(c), ensure_ascii=False) + "\n" for c in index.chunks).encode()
     files = {"vectors": f"vectors-{_sha(vec_bytes)[:16]}.faiss", "chunks": f"chunks-{_sha(chunk_bytes)[:16]}.jsonl"}
     for key, data in (("vectors", vec_bytes), ("chunks", chunk_bytes)):
-        if not (directory / files[key]).exists():
-            _atomic_write(directory / files[key], data)
+        target = directory / files[key]
+        # Same name means same content only if the file is intact: a damaged one is rewritten.
+        if not target.exists() or _sha(target.read_bytes()) != _sha(data):
+            _atomic_write(target, data)
     manifest = {
         "format_version": FORMAT_VERSION,
         "embedder": index.embedder,
@@ -166,12 +168,14 @@ def load(directory: Path, corpus_dir: Path) -> Index:
         vectors = faiss.deserialize_index(np.frombuffer(blobs["vectors"], dtype=np.uint8))
         chunks = [Chunk(**json.loads(line)) for line in blobs["chunks"].decode("utf-8").splitlines()]
         docs = {d: DocInfo(**info) for d, info in manifest["docs"].items()}
+        dim = manifest["dim"]  # every field is read inside the try: a missing one is damage too
+        index = Index(directory, corpus_dir, manifest["embedder"], manifest["chunk_size"],
+                      manifest["chunk_overlap"], docs, chunks, vectors)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexStoreError(f"Index in {directory} is unreadable ({type(exc).__name__}: {exc}).") from exc
-    if vectors.ntotal != len(chunks) or vectors.d != manifest["dim"]:
+    if vectors.ntotal != len(chunks) or vectors.d != dim:
         raise IndexStoreError(f"Index in {directory} is inconsistent: {vectors.ntotal} vectors for {len(chunks)} chunks.")
-    return Index(directory, corpus_dir, manifest["embedder"], manifest["chunk_size"], manifest["chunk_overlap"],
-                 docs, chunks, vectors)
+    return index
 
 
 # --- building and updating ---------------------------------------------------------
@@ -261,6 +265,7 @@ def sync(settings: Settings, embedder: Embedder, progress: bool = False,
         infos: dict[str, DocInfo] = {}
         for doc_id in sorted(current):
             doc = current[doc_id]
+            before = len(chunks)
             if doc_id in unchanged:
                 cs, vs = keep.get(doc_id, ([], []))
                 chunks.extend(cs)
@@ -270,7 +275,7 @@ def sync(settings: Settings, embedder: Embedder, progress: bool = False,
                 chunks.extend(new_chunks[i] for i in idx)
                 rows.extend(new_vecs[i] for i in idx)
             infos[doc_id] = DocInfo(doc_id, doc.path.name, doc.title, doc.sha256,
-                                    sum(1 for c in chunks if c.doc_id == doc_id))
+                                    len(chunks) - before)  # not a scan of all chunks per document
         matrix = np.vstack(rows).astype(np.float32) if rows else np.zeros((0, embedder.dim), np.float32)
         index = Index(directory, corpus_dir, embedder.name, settings.chunk_size, settings.chunk_overlap,
                       infos, chunks, build_faiss(matrix, embedder.dim, settings))

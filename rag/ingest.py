@@ -39,7 +39,8 @@ _CAPTION = re.compile(
     r"(\((AP|AFP|Reuters|EPA)\)|File Photo by .*|via REUTERS|/EPA-EFE|Getty Images)\s*$", re.IGNORECASE
 )
 _BULLET = re.compile(r"^\s*[•·▪●◦\-\*]\s+")
-_TAG = re.compile(r"<[^>]*>")
+# Markup to blank: script/style bodies and comments are not article text either.
+_TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->|<[^>]*>", re.IGNORECASE | re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,11 @@ def decode(data: bytes, path: Path) -> str | None:
 
 
 def load_document(path: Path) -> Document | None:
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:  # permissions, or deleted since the folder was listed: skip, don't abort
+        log.warning("Skipping %s: it could not be read (%s).", path, exc.strerror or exc)
+        return None
     if len(data) > MAX_FILE_BYTES:
         log.warning("Skipping %s: larger than %d bytes.", path, MAX_FILE_BYTES)
         return None
@@ -160,15 +165,21 @@ def load_corpus(folder: Path) -> list[Document]:
         )
     docs: list[Document] = []
     by_content: dict[str, str] = {}
+    by_id: dict[str, str] = {}
     for path in files:
         doc = load_document(path)
         if doc is None:
+            continue
+        if doc.doc_id in by_id:  # doc_id is the stem: x.txt and x.md would share one id
+            log.warning("Skipping %s: %s has the same name before the extension; rename one of them.",
+                        path.name, by_id[doc.doc_id])
             continue
         key = hashlib.sha256(" ".join(doc.clean_text.split()).lower().encode()).hexdigest()
         if key in by_content:
             log.warning("Skipping %s: same text as %s.", path.name, by_content[key])
             continue
         by_content[key] = doc.doc_id
+        by_id[doc.doc_id] = path.name
         docs.append(doc)
     if not docs:
         raise CorpusError(f"No readable articles in {folder}: every file was skipped (see warnings above).")

