@@ -197,8 +197,12 @@ def verify(text: str, passages: Sequence[Passage]) -> Verified:
         kept: list[tuple[str, list[int]]] = []
         for claim in clauses:
             cited = [m - 1 for m in dict.fromkeys(claim.markers) if 1 <= m <= len(texts)]  # invented markers vanish
-            good = [i for i in cited if supports(texts[i], claim.text)]
-            if not good and len(cited) > 1 and supports(" ".join(texts[i] for i in cited), claim.text):
+            # A clause with no names or numbers is "supported" by anything, so it keeps a
+            # marker only if its words are mostly in that passage (markers copied from an
+            # article's own text must not become citations of unrelated passages).
+            good = [i for i in cited if supports(texts[i], claim.text)
+                    and (has_facts(claim.text) or _mostly_from(texts[i], claim.text))]
+            if not good and len(cited) > 1 and has_facts(claim.text) and supports(" ".join(texts[i] for i in cited), claim.text):
                 good = cited  # a clause that combines facts from the passages it cites
             if not good and has_facts(claim.text):
                 # Repair: the first retrieved passage that does hold the claim.

@@ -122,6 +122,8 @@ def save(index: Index) -> None:
     import faiss
 
     directory = index.directory
+    for stale in directory.glob(".*.tmp"):  # left by a writer killed mid-write; we hold the lock
+        stale.unlink(missing_ok=True)
     vec_bytes = faiss.serialize_index(index.faiss).tobytes()
     chunk_bytes = "".join(json.dumps(asdict(c), ensure_ascii=False) + "\n" for c in index.chunks).encode()
     files = {"vectors": f"vectors-{_sha(vec_bytes)[:16]}.faiss", "chunks": f"chunks-{_sha(chunk_bytes)[:16]}.jsonl"}

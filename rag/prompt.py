@@ -41,10 +41,15 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TEMPLATE_SLACK = 64  # tokens the chat template adds around messages
 
 
+def _valid_unicode(text: str) -> str:
+    """Lone surrogates (from broken JSON or undecodable argv bytes) become U+FFFD."""
+    return text.encode("utf-8", "replace").decode("utf-8") if re.search(r"[\ud800-\udfff]", text) else text
+
+
 def neutralize(text: str) -> str:
     """Make untrusted text inert: control-token look-alikes get a zero-width
     joiner inside (so they tokenize as ordinary characters), control characters go."""
-    text = _CONTROL_CHARS.sub(" ", text)
+    text = _CONTROL_CHARS.sub(" ", _valid_unicode(text))
     return _CONTROL.sub(lambda m: m.group()[0] + "\u200d" + m.group()[1:], text)
 
 
@@ -56,7 +61,7 @@ def strip_markers(text: str) -> str:
 def clean_question(question: str) -> str:
     if not isinstance(question, str):
         raise InputError(f"The question must be text, not {type(question).__name__}.")
-    question = " ".join(_CONTROL_CHARS.sub(" ", question).split())
+    question = " ".join(_CONTROL_CHARS.sub(" ", _valid_unicode(question)).split())
     if not question or not any(ch.isalnum() for ch in question):
         raise InputError("The question is empty. Type a question about the articles, e.g. "
                          "'How many North Korean troops are in Russia?'")
@@ -64,7 +69,8 @@ def clean_question(question: str) -> str:
 
 
 def _passage_block(n: int, p: Passage) -> str:
-    return f"[{n}] {neutralize(p.text)}"
+    # "[9] …" inside an article must not pass for a passage header or a citation.
+    return f"[{n}] " + _MARKER.sub(lambda m: "(" + m.group()[1:-1] + ")", neutralize(p.text))
 
 
 @dataclass(frozen=True)

@@ -326,9 +326,6 @@ def test_sigkill_during_each_file_write_keeps_a_complete_index(world, moment):
                  world["refs"][2])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG rag/index.py save(): temporary files of a killed _atomic_write "
-                   "('.vectors-….faiss.XXXX.tmp' etc.) are never removed; the cleanup loop only looks at "
-                   "'vectors-'/'chunks-' names, so they accumulate with every interrupted write")
 def test_temp_files_of_a_killed_write_are_cleaned_by_the_next_save(world):
     settings = fresh(world, "stale-temp", version=1)
     for version, moment in ((2, "vectors"), (1, "manifest")):

@@ -199,8 +199,6 @@ def test_lone_surrogates_give_input_error_or_an_answer(engine, surrogates, prefi
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=TypeError, reason="BUG rag/prompt.py clean_question(): lone surrogates pass "
-                   "through; the real embedder's tokenizer then raises TypeError (not InputError) in Engine.ask")
 @pytest.mark.parametrize("question", ["How many troops? \ud800", "Kursk \udcff"])
 def test_lone_surrogates_with_the_real_embedder(tmp_path, question):
     from rag.models import get_embedder
