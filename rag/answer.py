@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -142,24 +143,27 @@ class Engine:
                                            Timings(retrieval_s, None, time.perf_counter() - t0))
                 return
             first: float | None = None
-            attempts = [False, True] if self.settings.second_look else [False]
-            for extractive in attempts:
+            for extractive in (False, True):
                 built = prompt.build(question, passages, history, self.llm, self.settings.max_tokens,
                                      self.settings.history_turns, extractive=extractive)
-                pieces: list[str] = []
                 if extractive:
                     yield "\n\n"  # the second look streams below the first
+                pieces: list[str] = []
                 for delta in self.llm.stream(built.messages, self.settings.max_tokens, temp):
                     first = first or time.perf_counter() - t0
                     pieces.append(delta)
                     yield delta
                 result = _finish("".join(pieces), built.passages)
-                if not extractive:
-                    text, citations, declined = result
-                    if not declined or max(p.similarity for p in passages) < self.settings.second_look:
-                        break
-                elif not result[2] and _on_question(question, history, result[1]):
-                    text, citations, declined = result
+                if extractive:  # keep the quote only if it is cited and about the question
+                    if not result[2] and _on_question(question, history, result[1]):
+                        text, citations, declined = result
+                    break
+                text, citations, declined = result
+                best = max(p.similarity for p in passages)
+                if not declined or not self.settings.second_look or best < self.settings.second_look:
+                    break
+            if not declined and not _fits_question(question, text):
+                text, citations, declined = prompt.DECLINE, [], True
             stream_obj.answer = Answer(question, text, citations, passages, declined,
                                        Timings(retrieval_s, first, time.perf_counter() - t0))
 
@@ -170,6 +174,17 @@ class Engine:
             pass
         assert stream_obj.answer is not None
         return stream_obj.answer
+
+
+_ASKS_QUANTITY = re.compile(r"^\W*(how (many|much|long|far|high|big|large|old)|what (percentage|share|proportion|number))\b",
+                            re.IGNORECASE)
+_HAS_QUANTITY = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|dozens?|hundreds?|thousands?|"
+                           r"millions?|billions?|several|few|half)\b", re.IGNORECASE)
+
+
+def _fits_question(question: str, text: str) -> bool:
+    """A "how many" question is not answered by a sentence without any quantity."""
+    return not _ASKS_QUANTITY.search(question) or bool(_HAS_QUANTITY.search(prompt.strip_markers(text)))
 
 
 def _on_question(question: str, history: History, citations: list[Citation], share: float = 0.6) -> bool:

@@ -18,6 +18,10 @@ from .retrieve import Passage, normalize_numbers
 
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# A number with its scale: "$10 billion" is not supported by "10 per cent".
+_QUANTITY = re.compile(r"(\d+(?:[.,]\d+)*)\s*(%|(?:per ?cent|percent|mn|million|bn|billion|trillion)\b)?",
+                       re.IGNORECASE)
+_SCALE = {"per cent": "%", "percent": "%", "mn": "million", "bn": "billion"}
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’\-]+")
 # Capitalised words that start sentences or clauses without naming anything.
 _COMMON = frozenset(
@@ -56,10 +60,18 @@ def is_decline(text: str) -> bool:
     return bool(_DECLINE.search(text))
 
 
+def _quantities(text: str) -> set[str]:
+    out = set()
+    for number, scale in _QUANTITY.findall(text):
+        scale = (scale or "").lower()
+        out.add(number.rstrip(".,") + _SCALE.get(scale, scale))
+    return out
+
+
 def key_terms(text: str) -> tuple[set[str], set[str]]:
-    """The numbers and the names a claim states: what a passage must contain to support it."""
+    """The numbers (with their scale) and the names a claim states: what a passage must contain to support it."""
     plain = normalize_numbers(_MARKER.sub(" ", text))
-    numbers = {n.rstrip(".,") for n in _NUMBER.findall(plain)}
+    numbers = _quantities(plain)
     names = {w.lower().strip("'’-") for w in _WORD.findall(plain)
              if w[0].isupper() and w.lower().strip("'’-") not in _COMMON}
     return numbers, {n for n in names if len(n) > 1}
@@ -73,7 +85,7 @@ def _stem(word: str) -> str:
 def supports(passage_text: str, claim: str) -> bool:
     numbers, names = key_terms(claim)
     haystack = normalize_numbers(passage_text).lower()
-    passage_numbers = {n.rstrip(".,") for n in _NUMBER.findall(haystack)}
+    passage_numbers = _quantities(haystack)
     if any(n not in passage_numbers for n in numbers):
         return False
     return all(_stem(n) in haystack for n in names)

@@ -100,8 +100,8 @@ def test_questions_from_many_threads_get_their_own_answers(settings, fake_embedd
 
     engine = make_engine(settings, fake_embedder, [])
     engine._llm = FakeLLM([name_from_first_passage] * 8)
-    questions = ["How many North Korean troops are in Russia?", "How many people will Ukraine recruit?",
-                 "How long did the missile fly?", "How many containers were shipped by rail?"] * 2
+    questions = ["Which North Korean troops are in Russia?", "Whom will Ukraine recruit?",
+                 "What did the missile do?", "What was shipped by rail?"] * 2
     results: list[tuple[str, Answer]] = []
 
     def worker(q: str) -> None:
@@ -118,3 +118,25 @@ def test_questions_from_many_threads_get_their_own_answers(settings, fake_embedd
         word = answer.text.split()[0]
         assert word in answer.citations[0].text
         assert answer.citations[0].text == answer.passages[0].text  # the passage retrieved for this question
+
+
+def test_second_look_recovers_a_too_eager_decline(settings, fake_embedder):
+    llm = FakeLLM(["The articles don't say.",
+                   cite_passage_with("160,000", "Lytvynenko told parliament that the army planned to recruit another {} people")])
+    engine = Engine(settings.model_copy(update={"second_look": 0.1}), llm=llm, embedder=fake_embedder)
+    answer = engine.ask("How many people does the army plan to recruit, Lytvynenko told parliament?")
+    assert len(llm.calls) == 2 and "Copy the sentence" in llm.calls[1][-1]["content"]
+    assert not answer.declined and "160,000" in answer.citations[0].text
+
+
+def test_second_look_is_not_taken_when_switched_off(settings, fake_embedder):
+    llm = FakeLLM(["The articles don't say.", "never used"])
+    engine = Engine(settings.model_copy(update={"second_look": 0.0}), llm=llm, embedder=fake_embedder)
+    assert engine.ask("How many people does the army plan to recruit?").declined and len(llm.calls) == 1
+
+
+def test_how_many_question_needs_a_quantity_in_the_answer(settings, fake_embedder):
+    reply = cite_passage_with("Tomahawk", "Kyiv asked for long-range US {} missiles")
+    engine = Engine(settings.model_copy(update={"second_look": 0.0}), llm=FakeLLM([reply]), embedder=fake_embedder)
+    answer = engine.ask("How many Tomahawk missiles did Kyiv ask for?")
+    assert answer.declined and answer.citations == []
