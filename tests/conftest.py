@@ -106,7 +106,7 @@ def corpus(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings(tmp_path: Path, corpus: Path) -> Settings:
     return Settings(corpus_dir=corpus, index_dir=tmp_path / "index", cache_dir=tmp_path / "cache",
-                    min_relevance=0.0)
+                    min_relevance=0.0, second_look=0.0)
 
 
 @pytest.fixture
