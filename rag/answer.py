@@ -128,6 +128,7 @@ class Engine:
             stream: bool = False, doc_ids: Iterable[str] | None = None,
             temperature: float | None = None) -> Answer | AnswerStream:
         question = prompt.clean_question(question)
+        prompt.check_fits(prompt.neutralize(question), self.llm, self.settings.max_tokens)  # before any work
         history = list(history or [])
         self.refresh()
         t0 = time.perf_counter()

@@ -17,7 +17,6 @@ from .chunking import split_sentences
 from .retrieve import Passage, normalize_numbers
 
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 # A number with its scale: "$10 billion" is not supported by "10 per cent".
 _QUANTITY = re.compile(r"(\d+(?:[.,]\d+)*)\s*(%|(?:per ?cent|percent|mn|million|bn|billion|trillion)\b)?",
                        re.IGNORECASE)

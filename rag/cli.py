@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = add("bench", "measure speed: baseline vs ours, in one run", corpus=True)
-    p.add_argument("--quick", action="store_true", help="small sizes, 3 questions: a smoke run of about a minute")
+    p.add_argument("--quick", action="store_true", help="small sizes, one question: a smoke run of about a minute")
     p.add_argument("--eval-limit", type=int, help="only the first N evaluation questions for answer latency")
     p.add_argument("--out", default="bench.json", help="where to save the table as JSON (default bench.json)")
     p.set_defaults(func=cmd_bench)

@@ -73,6 +73,18 @@ def _passage_block(n: int, p: Passage) -> str:
     return f"[{n}] " + _MARKER.sub(lambda m: "(" + m.group()[1:-1] + ")", neutralize(p.text))
 
 
+def check_fits(question: str, llm: ChatModel, max_tokens: int) -> int:
+    """Refuse (never truncate: that would change what is asked) a question that cannot
+    fit in the context with the instructions and the answer; return the tokens left."""
+    budget = llm.n_ctx - max_tokens - _TEMPLATE_SLACK - llm.count_tokens(SYSTEM + INSTRUCTIONS)
+    q_tokens = llm.count_tokens(question) + 8
+    if q_tokens > budget:
+        raise InputError(f"The question is about {q_tokens} tokens long; with room for the answer the model's "
+                         f"context of {llm.n_ctx} tokens allows {max(budget, 0)}. Shorten the question "
+                         f"(or raise RAG_N_CTX).")
+    return budget - q_tokens
+
+
 @dataclass(frozen=True)
 class Prompt:
     messages: list[dict[str, str]]
@@ -86,14 +98,8 @@ def build(question: str, passages: Sequence[Passage], history: Sequence[tuple[st
     The question is never truncated (that would change what is asked): if it alone
     does not fit, InputError says so. Passages are dropped from the weakest end
     first, then history from the oldest turn."""
-    budget = llm.n_ctx - max_tokens - _TEMPLATE_SLACK - llm.count_tokens(SYSTEM + INSTRUCTIONS)
     q = neutralize(question)
-    q_tokens = llm.count_tokens(q) + 8
-    if q_tokens > budget:
-        raise InputError(f"The question is about {q_tokens} tokens long; with room for the answer the model's "
-                         f"context of {llm.n_ctx} tokens allows {max(budget, 0)}. Shorten the question "
-                         f"(or raise RAG_N_CTX).")
-    budget -= q_tokens
+    budget = check_fits(q, llm, max_tokens)
 
     shown: list[Passage] = []
     blocks: list[str] = []

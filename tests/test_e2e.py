@@ -35,10 +35,10 @@ def test_streaming_gives_deltas_and_the_final_answer(real_settings, real_engine)
 
 
 def test_follow_up_is_resolved_against_history(real_settings, real_engine):
-    history = [("Which North Korean official is visiting Moscow?",
-                "Foreign Minister Choe Son Hui, for strategic consultations.")]
-    answer = ask("Who will she be meeting there?", history=history, settings=real_settings)
-    assert "Lavrov" in answer.text and markers_resolve(answer)
+    history = [("Who is the Secretary of Ukraine's National Security Council?", "Oleksandr Lytvynenko.")]
+    answer = ask("How many more people did he say the army wants to recruit?", history=history,
+                 settings=real_settings)
+    assert "160,000" in answer.text and markers_resolve(answer)
 
 
 def test_models_are_loaded_once_per_process(real_settings, real_engine):

@@ -178,9 +178,8 @@ def test_huge_or_empty_questions_get_a_clear_input_error(engine, question, error
 
 
 def test_streamed_ask_reports_a_too_long_question_as_input_error(engine):
-    stream = engine.ask("troops " * 15_000, stream=True)
-    with pytest.raises(InputError, match="(?i)shorten"):
-        list(stream)
+    with pytest.raises(InputError, match="(?i)shorten"):  # refused before anything streams
+        engine.ask("troops " * 15_000, stream=True)
 
 
 @given(st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=3),
