@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .chunking import Chunk, chunk_document
-from .errors import CorpusError, IndexStoreError
+from .errors import IndexStoreError
 from .ingest import Document, load_corpus
 
 if TYPE_CHECKING:
@@ -285,20 +285,3 @@ def sync(settings: Settings, embedder: Embedder, progress: bool = False,
         log.info("Index in %s: %d documents, %d chunks (%d re-embedded, %d removed).",
                  directory, len(infos), len(chunks), len(changed), len(removed))
         return index
-
-
-def corpus_changed(index: Index) -> bool:
-    """Cheap staleness check: the corpus's file list or contents differ from the manifest."""
-    try:
-        files = {p.stem: p for p in _list(index.corpus_dir)}
-    except CorpusError:
-        return False
-    if set(files) - set(index.docs) or any(d not in files for d in index.docs):
-        return True
-    return any(hashlib.sha256(files[d].read_bytes()).hexdigest() != info.sha256 for d, info in index.docs.items())
-
-
-def _list(folder: Path) -> list[Path]:
-    from .ingest import corpus_files
-
-    return corpus_files(folder)

@@ -15,7 +15,7 @@ import pytest
 import rag.index as rindex
 from rag.config import Settings
 from rag.errors import IndexStoreError
-from rag.index import FORMAT_VERSION, MANIFEST, corpus_changed, load, sync
+from rag.index import FORMAT_VERSION, MANIFEST, load, sync
 
 from .conftest import FakeEmbedder
 
@@ -360,18 +360,3 @@ def test_atomic_write_replaces_whole_file(tmp_path):
 
 
 # --- staleness -------------------------------------------------------------------------------
-
-
-def test_corpus_changed(settings, fake_embedder, corpus, built):
-    assert corpus_changed(built) is False
-    os.utime(corpus / f"{D000}.txt", ns=(5, 5))  # touched, same bytes
-    assert corpus_changed(built) is False
-    _edit(corpus)
-    assert corpus_changed(built) is True
-    fresh = sync(settings, fake_embedder)
-    assert corpus_changed(fresh) is False
-    (corpus / "extra.txt").write_text("A new article about 12 ships arrived.\n", encoding="utf-8")
-    assert corpus_changed(fresh) is True
-    fresh = sync(settings, fake_embedder)
-    (corpus / f"{D004}.txt").unlink()
-    assert corpus_changed(fresh) is True
