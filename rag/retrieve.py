@@ -20,6 +20,8 @@ from .embedding import Embedder
 from .index import Index
 
 _RRF_K = 60  # the usual constant from Cormack et al.; damps the weight of top ranks
+
+
 def _stopwords() -> list[str]:
     """bm25s's long English list plus words every news question is full of."""
     from bm25s.stopwords import STOPWORDS_EN_PLUS
@@ -31,7 +33,8 @@ def content_terms(text: str) -> set[str]:
     """Stemmed words that carry meaning: what a question is about."""
     import Stemmer
 
-    words = [w for w in re.findall(r"[a-z0-9]+", normalize_numbers(text).lower()) if w not in set(_stopwords())]
+    stop = set(_stopwords())
+    words = [w for w in re.findall(r"[a-z0-9]+", normalize_numbers(text).lower()) if w not in stop]
     return set(Stemmer.Stemmer("english").stemWords(words))
 
 

@@ -130,4 +130,9 @@ def real_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 def real_engine(real_settings: Settings):
     from rag.answer import get_engine
 
-    return get_engine(real_settings)
+    engine = get_engine(real_settings)
+    yield engine
+    # Free the llama.cpp model while the interpreter is still whole (its __del__ at exit is noisy).
+    llama = getattr(engine._llm, "_llama", None)
+    if llama is not None:
+        llama.close()
