@@ -45,7 +45,7 @@ class Row:
 def baseline_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"chunk_size": 700, "chunk_overlap": 0, "top_k": 4, "lexical_weight": 0.0,
                                        "max_per_doc": 20, "prompt_lookup_tokens": 0, "ivf_threshold": 10**12,
-                                       "index_dir": settings.index_dir.parent / (settings.index_dir.name + "-baseline")})
+                                       "index_dir": settings.cache_dir / "bench-baseline-index"})
 
 
 def _pcts(values: list[float]) -> tuple[float, float]:
