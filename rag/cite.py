@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from .chunking import split_sentences
 from .retrieve import Passage, normalize_numbers
 
-_MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
+MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")  # [1], [2, 3]: shared with prompt
 # A number with its scale: "$10 billion" is not supported by "10 per cent".
 _QUANTITY = re.compile(r"(\d+(?:[.,]\d+)*)\s*(%|(?:per ?cent|percent|mn|million|bn|billion|trillion)\b)?",
                        re.IGNORECASE)
@@ -69,7 +69,7 @@ def _quantities(text: str) -> set[str]:
 
 def key_terms(text: str) -> tuple[set[str], set[str]]:
     """The numbers (with their scale) and the names a claim states: what a passage must contain to support it."""
-    plain = normalize_numbers(_MARKER.sub(" ", text))
+    plain = normalize_numbers(MARKER.sub(" ", text))
     numbers = _quantities(plain)
     names = {w.lower().strip("'’-") for w in _WORD.findall(plain)
              if w[0].isupper() and w.lower().strip("'’-") not in _COMMON}
@@ -150,8 +150,8 @@ def split_answer(text: str) -> list[list[Claim]]:
         raw = text[s:e]
         talk = tuple(n for m in _SOURCE_TALK.finditer(raw) for n in _marker_numbers(m.group("refs") or ""))
         raw = _SOURCE_TALK.sub("", raw).strip(" ,")
-        body = _MARKER.sub("", raw).strip(" ,")
-        markers = tuple(n for group in _MARKER.findall(raw) for n in _marker_numbers(group)) + talk
+        body = MARKER.sub("", raw).strip(" ,")
+        markers = tuple(n for group in MARKER.findall(raw) for n in _marker_numbers(group)) + talk
         if _META.match(body) or not re.search(r"\w", body):
             if sentences:
                 _extend_last(sentences, markers)
@@ -203,7 +203,7 @@ def verify(text: str, passages: Sequence[Passage]) -> Verified:
     for clauses in split_answer(text):
         whole = "".join(c.text for c in clauses)
         if is_decline(whole) and not any(c.markers for c in clauses):
-            sentences.append([(_MARKER.sub("", whole).strip(), [])])  # "The articles don't say ...": nothing to cite
+            sentences.append([(MARKER.sub("", whole).strip(), [])])  # "The articles don't say ...": nothing to cite
             continue
         kept: list[tuple[str, list[int]]] = []
         for claim in clauses:

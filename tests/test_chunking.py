@@ -266,15 +266,19 @@ _arbitrary = st.text(min_size=1, max_size=600)  # anything Unicode, including co
 PROPS = hsettings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@PROPS
-@given(text=st.one_of(_text, _arbitrary))
-def test_property_split_sentences(text):
-    spans = split_sentences(text)
+def _assert_ordered_trimmed(text, spans):
     prev = 0
     for s, e in spans:
         assert prev <= s < e <= len(text)
         assert text[s:e] == text[s:e].strip()
         prev = e
+
+
+@PROPS
+@given(text=st.one_of(_text, _arbitrary))
+def test_property_split_sentences(text):
+    spans = split_sentences(text)
+    _assert_ordered_trimmed(text, spans)
     inside = bytearray(len(text))
     for s, e in spans:
         inside[s:e] = b"\x01" * (e - s)
@@ -284,12 +288,7 @@ def test_property_split_sentences(text):
 @PROPS
 @given(text=st.one_of(_text, _arbitrary))
 def test_property_content_spans(text):
-    spans = content_spans(text)
-    prev = 0
-    for s, e in spans:
-        assert prev <= s < e <= len(text)
-        assert text[s:e] == text[s:e].strip()
-        prev = e
+    _assert_ordered_trimmed(text, content_spans(text))
 
 
 @PROPS
