@@ -136,6 +136,7 @@ class Engine:
         retrieval_s = time.perf_counter() - t0
         relevant = bool(passages) and max(p.similarity for p in passages) >= self.settings.min_relevance
         temp = self.settings.temperature if temperature is None else temperature
+        premise = " ".join([question, *(history[-1][:1] if history else [])])
 
         def run() -> Iterator[str]:
             if not relevant:  # nothing on topic: decline without spending seconds in the LLM
@@ -154,7 +155,8 @@ class Engine:
                     first = first or time.perf_counter() - t0
                     pieces.append(delta)
                     yield delta
-                result = _finish("".join(pieces), built.passages)
+                result = _finish("".join(pieces), built.passages, premise,
+                                 [self.retriever.article(p.chunk.doc_id) for p in built.passages])
                 if extractive:  # keep the quote only if it is cited and about the question
                     if not result[2] and _on_question(question, history, result[1]):
                         text, citations, declined = result
@@ -199,9 +201,9 @@ def _on_question(question: str, history: History, citations: list[Citation], sha
     return bool(wanted) and len(wanted & found) / len(wanted) >= share
 
 
-def _finish(raw: str, shown: list[Passage]) -> tuple[str, list[Citation], bool]:
+def _finish(raw: str, shown: list[Passage], question: str, articles: list[str]) -> tuple[str, list[Citation], bool]:
     """Verified text with markers renumbered 1..n in order of first use."""
-    checked = cite.verify(raw, shown)
+    checked = cite.verify(raw, shown, question, articles)
     if checked.dropped:
         log.info("Dropped unsupported claims: %s", checked.dropped)
     text, order = checked.render()

@@ -81,13 +81,23 @@ def _stem(word: str) -> str:
     return word[: max(4, len(word) - 3)]
 
 
-def supports(passage_text: str, claim: str) -> bool:
+def premise_stems(question: str) -> frozenset[str]:
+    """Every word of the question, stemmed: what the user already said."""
+    return frozenset(_stem(w.lower().strip("'’-")) for w in _WORD.findall(question))
+
+
+def supports(passage_text: str, claim: str, premise: frozenset[str] = frozenset(), article: str = "") -> bool:
+    """Numbers and new names must be in the passage itself. A name the question
+    already used ("What altitude did the North Korean missile reach?") is the
+    premise, not the claim: the passage may just say "the missile", so it is
+    enough that the passage's article names it."""
     numbers, names = key_terms(claim)
     haystack = normalize_numbers(passage_text).lower()
     passage_numbers = _quantities(haystack)
     if any(n not in passage_numbers for n in numbers):
         return False
-    return all(_stem(n) in haystack for n in names)
+    context = article.lower() if article else haystack
+    return all(_stem(n) in haystack or (_stem(n) in premise and _stem(n) in context) for n in names)
 
 
 def _mostly_from(passage_text: str, claim: str, share: float = 0.7) -> bool:
@@ -192,12 +202,22 @@ class Verified:
                     body, end = re.match(r"(.*?)([.!?]*)\s*$", clause, re.DOTALL).groups()
                     clause = f"{body.rstrip()} {marks}{end}"
                 parts.append(clause)
-            out.append("".join(parts).strip())
+            out.append(re.sub(r"(\])([.!?])[.!?]+", r"\1\2", "".join(parts).strip()))  # "D.C. [1]." → "D.C [1]."
         return " ".join(out), list(order)
 
 
-def verify(text: str, passages: Sequence[Passage]) -> Verified:
+def verify(text: str, passages: Sequence[Passage], question: str = "",
+           articles: Sequence[str] | None = None) -> Verified:
+    """Check every clause of ``text`` against ``passages``. ``question`` (with any
+    earlier question of a follow-up) and the full text of each passage's article
+    let a claim restate the question's own names (see ``supports``)."""
     texts = [p.text for p in passages]
+    premise = premise_stems(question)
+    contexts = list(articles) if articles is not None else texts
+
+    def holds(i: int, claim: str) -> bool:
+        return supports(texts[i], claim, premise, contexts[i])
+
     sentences: list[list[tuple[str, list[int]]]] = []
     dropped: list[str] = []
     for clauses in split_answer(text):
@@ -211,13 +231,14 @@ def verify(text: str, passages: Sequence[Passage]) -> Verified:
             # A clause with no names or numbers is "supported" by anything, so it keeps a
             # marker only if its words are mostly in that passage (markers copied from an
             # article's own text must not become citations of unrelated passages).
-            good = [i for i in cited if supports(texts[i], claim.text)
+            good = [i for i in cited if holds(i, claim.text)
                     and (has_facts(claim.text) or _mostly_from(texts[i], claim.text))]
-            if not good and len(cited) > 1 and has_facts(claim.text) and supports(" ".join(texts[i] for i in cited), claim.text):
+            if not good and len(cited) > 1 and has_facts(claim.text) and supports(
+                    " ".join(texts[i] for i in cited), claim.text, premise, " ".join(contexts[i] for i in cited)):
                 good = cited  # a clause that combines facts from the passages it cites
             if not good and has_facts(claim.text):
                 # Repair: the first retrieved passage that does hold the claim.
-                good = [i for i in range(len(texts)) if supports(texts[i], claim.text)][:1]
+                good = [i for i in range(len(texts)) if holds(i, claim.text)][:1]
             if not good and not has_facts(claim.text):
                 # A sentence copied from a passage without names or numbers ("This is normal
                 # diplomacy.") still deserves its source.

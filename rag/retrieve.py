@@ -67,6 +67,9 @@ class Retriever:
 
         self.index = index
         self.embedder = embedder
+        self._articles: dict[str, list[str]] = {}
+        for c in index.chunks:
+            self._articles.setdefault(c.doc_id, []).append(c.text)
         self._bm25 = None
         if index.chunks:
             self._bm25 = bm25s.BM25()
@@ -79,6 +82,10 @@ class Retriever:
 
         return bm25s.tokenize([normalize_numbers(t) for t in texts], stopwords=_stopwords(),
                               stemmer=Stemmer.Stemmer("english"), show_progress=False)
+
+    def article(self, doc_id: str) -> str:
+        """The indexed text of a whole document (its chunks; overlaps repeat)."""
+        return " ".join(self._articles.get(doc_id, []))
 
     def _dense(self, vector: np.ndarray, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
         import faiss

@@ -2,7 +2,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from rag.cite import is_decline, key_terms, split_answer, supports, verify
+from rag.cite import is_decline, key_terms, premise_stems, split_answer, supports, verify
 
 PASSAGES = [
     SimpleNamespace(text="A total of around 10,000 North Korean troops are currently in Russia, a spokesperson for the Pentagon said."),
@@ -26,6 +26,18 @@ def test_support_needs_every_number_and_name():
     assert supports(PASSAGES[0].text, "The Pentagon says 10000 North Korean troops are in Russia.")
     assert not supports(PASSAGES[0].text, "The Pentagon says 11,000 troops are in Russia.")
     assert not supports(PASSAGES[0].text, "Argentina won the World Cup.")
+
+
+def test_names_from_the_question_need_only_be_in_the_passages_article():
+    passage = "The missile flew for 86 minutes and reached an altitude of 7,000 km, Japan said."
+    article = "North Korea fired an ICBM on Thursday. " + passage
+    claim = "The North Korean ICBM reached an altitude of 7,000 km."
+    question = premise_stems("What altitude did the North Korean ICBM reach?")
+    assert not supports(passage, claim)  # the names are not in the passage itself
+    assert supports(passage, claim, question, article)
+    assert not supports(passage, claim, question, passage)  # nor in its article: still unsupported
+    assert not supports(passage, "The Chinese ICBM reached an altitude of 7,000 km.", question, article)
+    assert not supports(passage, "The North Korean ICBM reached an altitude of 8,000 km.", question, article)
 
 
 def test_valid_markers_are_kept_and_renumbered_in_order():
@@ -81,3 +93,8 @@ def test_copied_sentence_without_names_or_numbers_gets_its_source():
     passages = PASSAGES + [SimpleNamespace(text="This is normal diplomacy. This should not raise questions for anyone.")]
     v = verify("This should not raise questions for anyone.", passages)
     assert v.render() == ("This should not raise questions for anyone [1].", [3])
+
+
+def test_an_abbreviation_before_the_marker_does_not_double_the_full_stop():
+    (text, _), _, _ = render("A spokesperson for the Pentagon said 10,000 North Korean troops are in Russia, etc. [1].")
+    assert text == "A spokesperson for the Pentagon said 10,000 North Korean troops are in Russia, etc [1]."
