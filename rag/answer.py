@@ -124,6 +124,15 @@ class Engine:
         passages = self.retriever.search(queries, wide, s.candidates, s.max_per_doc, doc_ids, s.lexical_weight)
         return self.retriever.focus(passages, queries, s.passage_chars, k)
 
+    def _standalone(self, question: str, history: History) -> str:
+        """The follow-up rewritten to stand alone ("Who will she meet there?" → "Who will
+        Choe Son Hui meet in Moscow?"), or the question itself if the rewrite fails."""
+        messages = prompt.build_rewrite(question, history, self.settings.history_turns)
+        reply = "".join(self.llm.stream(messages, 3 * self.llm.count_tokens(question) + 40, 0.0))
+        rewritten = prompt.parse_rewrite(reply, question)
+        log.info("Follow-up %r rewritten as %r", question, rewritten)
+        return rewritten or question
+
     def ask(self, question: str, history: History | None = None, k: int | None = None,
             stream: bool = False, doc_ids: Iterable[str] | None = None,
             temperature: float | None = None) -> Answer | AnswerStream:
@@ -132,11 +141,14 @@ class Engine:
         history = list(history or [])
         self.refresh()
         t0 = time.perf_counter()
-        passages = self.retrieve(question, history, k or self.settings.top_k, doc_ids)
+        standalone = self._standalone(question, history) if history else question
+        # A follow-up made standalone needs no transcript; if the rewrite failed, the model gets one.
+        context = [] if standalone != question else history
+        passages = self.retrieve(standalone, history, k or self.settings.top_k, doc_ids)
         retrieval_s = time.perf_counter() - t0
         relevant = bool(passages) and max(p.similarity for p in passages) >= self.settings.min_relevance
         temp = self.settings.temperature if temperature is None else temperature
-        premise = " ".join([question, *(history[-1][:1] if history else [])])
+        premise = " ".join([question, standalone, *(history[-1][:1] if history else [])])
 
         def run() -> Iterator[str]:
             if not relevant:  # nothing on topic: decline without spending seconds in the LLM
@@ -146,7 +158,7 @@ class Engine:
                 return
             first: float | None = None
             for extractive in (False, True):
-                built = prompt.build(question, passages, history, self.llm, self.settings.max_tokens,
+                built = prompt.build(standalone, passages, context, self.llm, self.settings.max_tokens,
                                      self.settings.history_turns, extractive=extractive)
                 if extractive:
                     yield "\n\n"  # the second look streams below the first
@@ -158,14 +170,14 @@ class Engine:
                 result = _finish("".join(pieces), built.passages, premise,
                                  [self.retriever.article(p.chunk.doc_id) for p in built.passages])
                 if extractive:  # keep the quote only if it is cited and about the question
-                    if not result[2] and _on_question(question, history, result[1]):
+                    if not result[2] and _on_question(standalone, history, result[1]):
                         text, citations, declined = result
                     break
                 text, citations, declined = result
                 best = max(p.similarity for p in passages)
                 if not declined or not self.settings.second_look or best < self.settings.second_look:
                     break
-            if not declined and not _fits_question(question, text):
+            if not declined and not _fits_question(standalone, text):
                 text, citations, declined = prompt.DECLINE, [], True
             stream_obj.answer = Answer(question, text, citations, passages, declined,
                                        Timings(retrieval_s, first, time.perf_counter() - t0))

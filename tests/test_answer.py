@@ -70,13 +70,27 @@ def test_stream_yields_deltas_then_exposes_the_answer(settings, fake_embedder):
     assert stream.answer is not None and "10,000" in stream.answer.text
 
 
-def test_follow_up_sees_history_and_retrieves_with_it(settings, fake_embedder):
-    llm = FakeLLM(["The articles don't say."])
+HISTORY = [("How many North Korean troops does the Pentagon say are in Russia?", "About 10,000 [1].")]
+
+
+def test_follow_up_is_rewritten_to_stand_alone_then_answered(settings, fake_embedder):
+    standalone = "Who is the Pentagon spokesperson quoted on North Korean troops in Russia?"
+    llm = FakeLLM([f"{standalone}\n", "The articles don't say."])
     engine = Engine(settings, llm=llm, embedder=fake_embedder)
-    history = [("How many North Korean troops does the Pentagon say are in Russia?", "About 10,000 [1].")]
-    engine.ask("And who is the spokesperson?", history=history)
-    user = llm.calls[0][-1]["content"]
-    assert f"User: {history[0][0]}" in user and "Assistant: About 10,000." in user
+    answer = engine.ask("And who is the spokesperson?", history=HISTORY)
+    rewrite, final = (call[-1]["content"] for call in llm.calls)
+    assert f"User: {HISTORY[0][0]}" in rewrite and "Assistant: About 10,000." in rewrite
+    assert final.endswith(f"Question: {standalone}") and "Conversation so far" not in final
+    assert answer.question == "And who is the spokesperson?"
+
+
+def test_follow_up_falls_back_to_the_transcript_when_the_rewrite_fails(settings, fake_embedder):
+    llm = FakeLLM(["The articles don't say.", "The articles don't say."])  # not a question
+    engine = Engine(settings, llm=llm, embedder=fake_embedder)
+    engine.ask("And who is the spokesperson?", history=HISTORY)
+    final = llm.calls[1][-1]["content"]
+    assert f"User: {HISTORY[0][0]}" in final and "Assistant: About 10,000." in final
+    assert final.endswith("Follow-up question (read it in the light of the conversation): And who is the spokesperson?")
 
 
 @pytest.mark.parametrize("question", ["", "   ", "\x00\x07"])
