@@ -44,7 +44,7 @@ class Row:
 
 def baseline_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"chunk_size": 700, "chunk_overlap": 0, "top_k": 4, "lexical_weight": 0.0,
-                                       "max_per_doc": 20, "prompt_lookup_tokens": 0, "ivf_threshold": 10**12,
+                                       "max_per_doc": 20, "prompt_lookup_tokens": 0, "embedder_dtype": "float32", "ivf_threshold": 10**12,
                                        "index_dir": settings.cache_dir / "bench-baseline-index"})
 
 
@@ -187,13 +187,14 @@ def run_bench(settings: Settings, quick: bool = False, out: Path | None = None, 
         lat.append((time.perf_counter() - t0) * 1000)
     show([Row("query embedding", "ms", None, statistics.median(lat))])
 
-    show([Row("index build, bundled corpus", "chunks/s", _index_build(base, embedder, settings.corpus_dir),
+    base_embedder = get_embedder(base)
+    show([Row("index build, bundled corpus", "chunks/s", _index_build(base, base_embedder, settings.corpus_dir),
               _index_build(settings, embedder, settings.corpus_dir))])
     synth = Path(tempfile.mkdtemp(prefix="rag-bench-corpus-"))
     try:
         n = 300 if quick else 10_000
         _synthetic_corpus(synth, settings.corpus_dir, n, settings.chunk_size)
-        show([Row(f"index build, synthetic ~{n:,} chunks", "chunks/s", _index_build(base, embedder, synth),
+        show([Row(f"index build, synthetic ~{n:,} chunks", "chunks/s", _index_build(base, base_embedder, synth),
                   _index_build(settings, embedder, synth))])
     finally:
         shutil.rmtree(synth, ignore_errors=True)

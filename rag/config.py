@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +37,9 @@ class Settings(BaseSettings):
     llm_path: Path | None = Field(None, description="A GGUF file to use instead of the packaged model.")
     llm_repo: str | None = Field(None, description="Hugging Face repo id for the LLM (needs network and llm_file).")
     llm_file: str | None = Field(None, description="File name (glob) inside llm_repo, e.g. '*Q4_K_M.gguf'.")
+    embedder_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="Embedder precision. auto = bfloat16 where the CPU computes it natively (AVX512-BF16/AMX: "
+                            "about 1.9x faster, cosine to float32 >= 0.998), else float32.")
     allow_downloads: bool = Field(False, description="Let models be fetched from the Hugging Face hub. Off: fully offline.")
 
     # --- chunking -------------------------------------------------------------

@@ -14,7 +14,8 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from .config import DEFAULT_EMBEDDER, DEFAULT_LLM, Settings
 from .errors import ModelError
@@ -33,8 +34,20 @@ _REINSTALL_HINT = (
     "(or set RAG_LLM_PATH to another GGUF file)."
 )
 
+T = TypeVar("T")
 _cache: dict[tuple, object] = {}
 _cache_lock = threading.Lock()
+_key_locks: dict[tuple, threading.Lock] = {}  # one per model: the LLM can load while the embedder does
+
+
+def _cached(key: tuple, allow_downloads: bool, make: Callable[[], T]) -> T:
+    with _cache_lock:
+        lock = _key_locks.setdefault(key, threading.Lock())
+    with lock:
+        if key not in _cache:
+            set_offline(allow_downloads)
+            _cache[key] = make()
+        return _cache[key]  # type: ignore[return-value]
 
 
 def set_offline(allow_downloads: bool = False) -> None:
@@ -145,30 +158,37 @@ def llm_name(settings: Settings) -> str:
 def get_embedder(settings: Settings) -> Embedder:
     from .embedding import Embedder
 
-    key = ("embedder", settings.embedder)
-    with _cache_lock:
-        if key not in _cache:
-            set_offline(settings.allow_downloads)
-            _cache[key] = Embedder(embedder_location(settings.embedder), name=settings.embedder)
-        return _cache[key]  # type: ignore[return-value]
+    key = ("embedder", settings.embedder, settings.embedder_dtype)
+    return _cached(key, settings.allow_downloads, lambda: Embedder(embedder_location(settings.embedder), settings.embedder,
+                                         settings.embedder_dtype))
 
 
 def get_llm(settings: Settings, progress: bool = True) -> LocalLLM:
     from .generate import LocalLLM
 
+    def load() -> LocalLLM:
+        if settings.llm_repo:
+            if not settings.allow_downloads:
+                raise ModelError("RAG_LLM_REPO needs network access: also set RAG_ALLOW_DOWNLOADS=1, "
+                                 "or download the GGUF yourself and set RAG_LLM_PATH.")
+            return LocalLLM.from_hub(settings.llm_repo, settings.llm_file or "*.gguf", settings)
+        path = settings.llm_path or assemble_default_gguf(settings.cache_dir, progress)
+        if not Path(path).is_file():
+            raise ModelError(f"LLM file {path} does not exist. Set RAG_LLM_PATH to a .gguf file.")
+        return LocalLLM(Path(path), settings)
+
     key = ("llm", settings.llm_path, settings.llm_repo, settings.llm_file, settings.n_ctx, settings.n_threads,
-               settings.prompt_lookup_tokens)
-    with _cache_lock:
-        if key not in _cache:
-            set_offline(settings.allow_downloads)
-            if settings.llm_repo:
-                if not settings.allow_downloads:
-                    raise ModelError("RAG_LLM_REPO needs network access: also set RAG_ALLOW_DOWNLOADS=1, "
-                                     "or download the GGUF yourself and set RAG_LLM_PATH.")
-                _cache[key] = LocalLLM.from_hub(settings.llm_repo, settings.llm_file or "*.gguf", settings)
-            else:
-                path = settings.llm_path or assemble_default_gguf(settings.cache_dir, progress)
-                if not Path(path).is_file():
-                    raise ModelError(f"LLM file {path} does not exist. Set RAG_LLM_PATH to a .gguf file.")
-                _cache[key] = LocalLLM(Path(path), settings)
-        return _cache[key]  # type: ignore[return-value]
+           settings.prompt_lookup_tokens)
+    return _cached(key, settings.allow_downloads, load)
+
+
+def preload_llm(settings: Settings, progress: bool = False) -> None:
+    """Start loading the LLM in the background: llama.cpp reads the GGUF with the GIL
+    released, so this overlaps with torch's import and the index load (cold start)."""
+    def load() -> None:
+        try:
+            get_llm(settings, progress)
+        except ModelError:
+            pass  # the foreground call raises it again, where it can be reported
+
+    threading.Thread(target=load, name="rag-llm-preload", daemon=True).start()

@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import rag.models as models
@@ -218,3 +220,34 @@ def test_llm_name(clean_env):
     assert models.llm_name(Settings(llm_path=Path("/m/x.gguf"))) == "x.gguf"
     assert models.llm_name(Settings(llm_repo="a/b", llm_file="*.gguf")) == "a/b/*.gguf"
     assert models.llm_name(Settings()) == DEFAULT_LLM
+
+
+def test_one_model_loading_does_not_block_another(clean_env):
+    """The LLM preloads in the background while the embedder loads (cold start)."""
+    started, release = threading.Event(), threading.Event()
+
+    def slow_llm() -> str:
+        started.set()
+        release.wait(10)
+        return "llm"
+
+    slow = threading.Thread(target=models._cached, args=(("test", "slow"), False, slow_llm))
+    slow.start()
+    try:
+        assert started.wait(10)
+        assert models._cached(("test", "fast"), False, lambda: "embedder") == "embedder"  # not queued behind it
+        assert ("test", "slow") not in models._cache
+    finally:
+        release.set()
+        slow.join()
+        assert models._cache.pop(("test", "slow")) == "llm"
+        models._cache.pop(("test", "fast"))
+
+
+def test_bfloat16_embeddings_match_float32():
+    from rag.embedding import Embedder
+
+    location = models.embedder_location(DEFAULT_EMBEDDER)
+    texts = ["About 10,000 North Korean troops are in Russia, the Pentagon said.", "Selydove was captured."]
+    full, half = (Embedder(location, dtype=d).embed(texts) for d in ("float32", "bfloat16"))
+    assert half.dtype == np.float32 and ((full * half).sum(axis=1) > 0.99).all()
