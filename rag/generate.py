@@ -50,6 +50,7 @@ class LocalLLM:
                 n_threads=settings.n_threads,
                 n_threads_batch=settings.n_threads,
                 n_batch=512,
+                flash_attn=True,  # measured: prompt 94 vs 87 tokens/s on 2 cores
                 draft_model=draft,  # answers copy from the passages: drafts from the prompt often hit
                 verbose=False,
             )
