@@ -138,6 +138,7 @@ def _llm_speed(settings: Settings) -> dict[str, float]:
     llm = engine.llm
     passages = engine.retrieve(QUESTION, [], settings.top_k)
     prompt = build(QUESTION, passages, [], llm, settings.max_tokens, 0)
+    list(llm.stream([{"role": "user", "content": "Hi"}], 1, 0.0))  # weights paged in: cold start is its own row
     llm._llama.reset()  # type: ignore[attr-defined]  # no KV reuse: measure a cold prompt
     n_prompt = llm.count_tokens("".join(m["content"] for m in prompt.messages))
     t0 = time.perf_counter()
