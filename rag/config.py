@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(100, ge=0, le=2000, description="Characters of trailing sentences repeated in the next chunk.")
 
     # --- retrieval ------------------------------------------------------------
-    top_k: int = Field(5, ge=1, le=20, description="Passages given to the model.")
+    top_k: int = Field(4, ge=1, le=20, description="Passages given to the model.")
     passage_chars: int = Field(0, ge=0, le=4000, description="Trim each passage to its most relevant sentences within this many characters (0 = whole chunks).")
     candidates: int = Field(30, ge=1, le=200, description="Candidates taken from each retriever before fusion.")
     lexical_weight: float = Field(0.5, ge=0.0, le=5.0, description="Weight of the BM25 ranking against the dense one in rank fusion.")
@@ -64,4 +64,4 @@ class Settings(BaseSettings):
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 gives the same answer to the same question.")
     prompt_lookup_tokens: int = Field(0, ge=0, le=64, description="Prompt-lookup decoding: tokens drafted from the passages per step (0 = off).")
     second_look: float = Field(0.0, ge=0.0, le=1.0, description="When the model declines but a passage is at least this similar to the question, ask it once more to quote the answer (0 = never).")
-    history_turns: int = Field(3, ge=0, le=20, description="Earlier question/answer pairs given to the model for follow-ups.")
+    history_turns: int = Field(3, ge=0, le=20, description="Earlier question/answer pairs used to rewrite a follow-up into a standalone question.")
