@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     top_k: int = Field(4, ge=1, le=20, description="Passages given to the model.")
     passage_chars: int = Field(0, ge=0, le=4000, description="Trim each passage to its most relevant sentences within this many characters (0 = whole chunks).")
     candidates: int = Field(30, ge=1, le=200, description="Candidates taken from each retriever before fusion.")
-    lexical_weight: float = Field(0.5, ge=0.0, le=5.0, description="Weight of the BM25 ranking against the dense one in rank fusion.")
+    lexical_weight: float = Field(0.8, ge=0.0, le=5.0, description="Weight of the BM25 scores against the dense ones in score fusion.")
     max_per_doc: int = Field(3, ge=1, le=20, description="At most this many passages from one document, so other sources are heard.")
     min_relevance: float = Field(0.2, ge=-1.0, le=1.0, description="If no passage reaches this cosine similarity to the question, decline without calling the LLM.")
 

