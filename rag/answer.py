@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import cite, prompt
+from .chunking import split_sentences
 from .config import Settings
 from .generate import ChatModel
 from .index import Index, sync
@@ -167,7 +168,8 @@ class Engine:
                     first = first or time.perf_counter() - t0
                     pieces.append(delta)
                     yield delta
-                result = _finish("".join(pieces), built.passages, premise,
+                raw = "".join(pieces)
+                result = _finish(_whole_sentences(raw, built.passages) if extractive else raw, built.passages, premise,
                                  [self.retriever.article(p.chunk.doc_id) for p in built.passages])
                 if extractive:  # keep the quote only if it is cited and about the question
                     if not result[2] and _on_question(standalone, history, result[1]):
@@ -200,6 +202,26 @@ _HAS_QUANTITY = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|
 def _fits_question(question: str, text: str) -> bool:
     """A "how many" question is not answered by a sentence without any quantity."""
     return not _ASKS_QUANTITY.search(question) or bool(_HAS_QUANTITY.search(prompt.strip_markers(text)))
+
+
+_CITED_SPAN = re.compile(r"([^\[\]]+?)\s*\[(\d+)\]")
+
+
+def _whole_sentences(raw: str, shown: list[Passage]) -> str:
+    """The second look often copies a fragment ("Tomahawk missiles [1]"): show the whole
+    sentence of the cited passage it came from, which answers in context and is a
+    verbatim quote. Anything not found in its passage is left for the verifier."""
+    out: list[str] = []
+    for m in _CITED_SPAN.finditer(raw):
+        fragment, n = " ".join(m.group(1).split()).strip(" .,;:").lower(), int(m.group(2))
+        quote = m.group().strip()
+        if fragment and 1 <= n <= len(shown):
+            text = shown[n - 1].text
+            sentences = [" ".join(text[a:b].split()) for a, b in split_sentences(text)]
+            quote = next((f"{s.rstrip('.')} [{n}]." for s in sentences if fragment in s.lower()), quote)
+        if quote not in out:
+            out.append(quote)
+    return " ".join(out) or raw
 
 
 def _on_question(question: str, history: History, citations: list[Citation], share: float = 0.6) -> bool:

@@ -138,8 +138,17 @@ def test_second_look_recovers_a_too_eager_decline(settings, fake_embedder):
                    cite_passage_with("160,000", "Lytvynenko told parliament that the army planned to recruit another {} people")])
     engine = Engine(settings.model_copy(update={"second_look": 0.1}), llm=llm, embedder=fake_embedder)
     answer = engine.ask("How many people does the army plan to recruit, Lytvynenko told parliament?")
-    assert len(llm.calls) == 2 and "Copy the sentence" in llm.calls[1][-1]["content"]
+    assert len(llm.calls) == 2 and "Copy, word for word" in llm.calls[1][-1]["content"]
     assert not answer.declined and "160,000" in answer.citations[0].text
+
+
+def test_second_look_shows_the_whole_sentence_a_fragment_came_from(settings, fake_embedder):
+    llm = FakeLLM(["The articles don't say.", cite_passage_with("160,000", "{} people")])
+    engine = Engine(settings.model_copy(update={"second_look": 0.1}), llm=llm, embedder=fake_embedder)
+    answer = engine.ask("How many people does the army plan to recruit, Lytvynenko told parliament?")
+    assert strip_markers(answer.text) == ("The Secretary of Ukraine's National Security Council Oleksandr Lytvynenko "
+                                          "told parliament that the army planned to recruit another 160,000 people.")
+    assert "160,000" in answer.citations[0].text
 
 
 def test_second_look_is_not_taken_when_switched_off(settings, fake_embedder):
