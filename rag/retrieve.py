@@ -9,6 +9,7 @@ disagreeing sources are all heard.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -71,6 +72,7 @@ class Retriever:
     def __init__(self, index: Index, embedder: Embedder) -> None:
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # its import sets it to DEBUG, over any config
         self.index = index
         self.embedder = embedder
         self._articles: dict[str, list[str]] = {}
