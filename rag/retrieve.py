@@ -117,7 +117,7 @@ class Retriever:
         return [(i, s) for i, s in hits if allowed is None or i in allowed][:n]
 
     def search(self, queries: Sequence[str], k: int, candidates: int, max_per_doc: int,
-               doc_ids: Iterable[str] | None = None, lexical_weight: float = 0.5) -> list[Passage]:
+               doc_ids: Iterable[str] | None, lexical_weight: float) -> list[Passage]:
         """Top ``k`` passages for the queries (several for follow-ups: the question
         alone and with its context), best first."""
         chunks = self.index.chunks

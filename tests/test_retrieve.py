@@ -24,6 +24,11 @@ def retriever(tmp_path: Path, articles: dict[str, str], **overrides) -> Retrieve
     return Retriever(sync(settings, embedder), embedder)
 
 
+def search(r: Retriever, queries: list[str], k: int, max_per_doc: int = 3, doc_ids=None,
+           lexical_weight: float = Settings().lexical_weight):
+    return r.search(queries, k, 30, max_per_doc, doc_ids, lexical_weight)
+
+
 FILLER = " ".join(f"Sentence number {n} talks about the weather in the valley." for n in range(12))
 
 
@@ -42,7 +47,7 @@ def test_exact_number_is_found_whatever_its_spelling(tmp_path) -> None:
         "a": "Officials counted 160,000 refugees at the border. " + FILLER,
         "b": "Refugees crossed the border in large numbers, officials said. " + FILLER,
     })
-    best = r.search(["Where were 160000 refugees counted?"], 1, 30, 3)[0]
+    best = search(r, ["Where were 160000 refugees counted?"], 1)[0]
     assert best.chunk.doc_id == "a" and "160,000" in best.text
 
 
@@ -59,7 +64,7 @@ def test_lexical_weight_moves_the_order_from_dense_to_bm25(tmp_path) -> None:
     assert dense != lexical  # the corpus is built so the two disagree
 
     def order(weight: float) -> list[str]:
-        return [p.chunk.doc_id for p in r.search([question], 3, 30, 3, lexical_weight=weight)]
+        return [p.chunk.doc_id for p in search(r, [question], 3, lexical_weight=weight)]
 
     assert order(0.0) == dense
     assert order(100.0) == lexical
@@ -69,7 +74,7 @@ def test_at_most_max_per_doc_passages_per_article(tmp_path) -> None:
     long_article = " ".join(f"The troops moved to position {n} near the river." for n in range(60))
     r = retriever(tmp_path, {"a": long_article, "b": "Troops moved near the river. " + FILLER},
                   chunk_size=200, chunk_overlap=0)
-    found = r.search(["Where did the troops move near the river?"], 5, 30, 2)
+    found = search(r, ["Where did the troops move near the river?"], 5, max_per_doc=2)
     assert sum(p.chunk.doc_id == "a" for p in found) == 2
     assert "b" in [p.chunk.doc_id for p in found]
 
@@ -77,7 +82,7 @@ def test_at_most_max_per_doc_passages_per_article(tmp_path) -> None:
 def test_overlapping_chunks_come_back_as_one_passage_with_exact_offsets(tmp_path) -> None:
     text = " ".join(f"The troops moved to position {n} near the river." for n in range(20))
     r = retriever(tmp_path, {"a": text}, chunk_size=200, chunk_overlap=100)
-    found = r.search(["troops moved to position near the river"], 4, 30, 3)
+    found = search(r, ["troops moved to position near the river"], 4)
     for i, p in enumerate(found):
         assert text[p.chunk.start:p.chunk.end] == p.text
         for q in found[i + 1:]:
@@ -86,12 +91,12 @@ def test_overlapping_chunks_come_back_as_one_passage_with_exact_offsets(tmp_path
 
 def test_k_larger_than_the_index_returns_what_there_is(tmp_path) -> None:
     r = retriever(tmp_path, {"a": "One short article about rain."})
-    found = r.search(["rain"], 10, 30, 3)
+    found = search(r, ["rain"], 10)
     assert len(found) == 1 and found[0].chunk.doc_id == "a"
 
 
 @pytest.mark.parametrize("wanted", [["b"], ["a", "b"], []])
 def test_document_filter_limits_the_search(tmp_path, wanted) -> None:
     r = retriever(tmp_path, {"a": "Rain fell on the city all week.", "b": "Rain fell on the hills all week."})
-    found = r.search(["Where did rain fall?"], 5, 30, 3, doc_ids=wanted)
+    found = search(r, ["Where did rain fall?"], 5, doc_ids=wanted)
     assert {p.chunk.doc_id for p in found} == set(wanted)
