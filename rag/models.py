@@ -156,11 +156,12 @@ def llm_name(settings: Settings) -> str:
 
 
 def get_embedder(settings: Settings) -> Embedder:
-    from .embedding import Embedder
+    from .embedding import load_embedder
 
-    key = ("embedder", settings.embedder, settings.embedder_dtype)
-    return _cached(key, settings.allow_downloads, lambda: Embedder(embedder_location(settings.embedder), settings.embedder,
-                                         settings.embedder_dtype))
+    key = ("embedder", settings.embedder, settings.embedder_backend, settings.embedder_dtype)
+    return _cached(key, settings.allow_downloads, lambda: load_embedder(
+        embedder_location(settings.embedder), settings.embedder, settings.embedder_backend,
+        settings.embedder_dtype, settings.cache_dir, settings.n_threads))
 
 
 def get_llm(settings: Settings, progress: bool = True) -> LocalLLM:
@@ -184,7 +185,7 @@ def get_llm(settings: Settings, progress: bool = True) -> LocalLLM:
 
 def preload_llm(settings: Settings, progress: bool = False) -> None:
     """Start loading the LLM in the background: llama.cpp reads the GGUF with the GIL
-    released, so this overlaps with torch's import and the index load (cold start)."""
+    released, so this overlaps with loading the embedder and the index (cold start)."""
     def load() -> None:
         try:
             get_llm(settings, progress)

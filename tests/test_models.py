@@ -6,6 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -244,10 +247,78 @@ def test_one_model_loading_does_not_block_another(clean_env):
         models._cache.pop(("test", "fast"))
 
 
-def test_bfloat16_embeddings_match_float32():
-    from rag.embedding import Embedder
+_TEXTS = ["About 10,000 North Korean troops are in Russia, the Pentagon said.", "Selydove was captured.",
+          "Kursk " * 400]  # longer than the model's 256 tokens: truncated the same way by both backends
+
+
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory) -> Path:
+    """One export per test module: each takes ~10 s."""
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+@pytest.fixture(scope="module")
+def float32_vectors() -> np.ndarray:
+    from rag.embedding import TorchEmbedder
+
+    return TorchEmbedder(models.embedder_location(DEFAULT_EMBEDDER), DEFAULT_EMBEDDER, "float32").embed(_TEXTS)
+
+
+def test_bfloat16_embeddings_match_float32(float32_vectors):
+    from rag.embedding import TorchEmbedder
+
+    half = TorchEmbedder(models.embedder_location(DEFAULT_EMBEDDER), DEFAULT_EMBEDDER, "bfloat16").embed(_TEXTS)
+    assert half.dtype == np.float32 and ((float32_vectors * half).sum(axis=1) > 0.99).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype, floor", [("float32", 0.9999), ("int8", 0.98)])
+def test_onnx_embeddings_match_sentence_transformers(onnx_cache, float32_vectors, dtype, floor):
+    from rag.embedding import OnnxEmbedder
+
+    embedder = OnnxEmbedder(models.embedder_location(DEFAULT_EMBEDDER), DEFAULT_EMBEDDER, dtype, onnx_cache, 2)
+    vectors = embedder.embed(_TEXTS)
+    assert embedder.name == f"{DEFAULT_EMBEDDER} (onnx {dtype})" and vectors.shape == (3, 384)
+    assert ((float32_vectors * vectors).sum(axis=1) > floor).all()
+    assert np.allclose(embedder.embed(_TEXTS[:1]), vectors[:1], atol=1e-5)  # a batch's padding changes nothing
+    assert embedder.embed([]).shape == (0, 384)
+    assert not list(onnx_cache.glob("embedders/*.partial-*"))  # the export was written into place whole
+
+
+@pytest.mark.slow
+def test_onnx_embedder_loads_without_torch(onnx_cache):
+    """The point of the onnx backend: once exported, a new process never imports torch (~5 s)."""
+    code = ("import sys; from rag.config import Settings; from rag.models import get_embedder; "
+            f"e = get_embedder(Settings(cache_dir={str(onnx_cache)!r})); e.embed(['a question']); "
+            "print(e.name, 'torch' in sys.modules, 'sentence_transformers' in sys.modules)")
+    run = lambda: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    run()  # exports the model, unless an earlier test did
+    assert run().split()[-3:] == ["int8)", "False", "False"]
+
+
+@pytest.mark.slow
+def test_damaged_onnx_export_is_reported(onnx_cache, tmp_path):
+    from rag.embedding import OnnxEmbedder
 
     location = models.embedder_location(DEFAULT_EMBEDDER)
-    texts = ["About 10,000 North Korean troops are in Russia, the Pentagon said.", "Selydove was captured."]
-    full, half = (Embedder(location, dtype=d).embed(texts) for d in ("float32", "bfloat16"))
-    assert half.dtype == np.float32 and ((full * half).sum(axis=1) > 0.99).all()
+    OnnxEmbedder(location, DEFAULT_EMBEDDER, "int8", onnx_cache, 1)
+    shutil.copytree(onnx_cache / "embedders", tmp_path / "embedders")
+    (model_file,) = tmp_path.glob("embedders/*int8*/model.onnx")
+    model_file.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match=r"damaged.*Delete that folder"):
+        OnnxEmbedder(location, DEFAULT_EMBEDDER, "int8", tmp_path, 1)
+
+
+@pytest.mark.parametrize("backend, dtype", [("onnx", "bfloat16"), ("torch", "int8")])
+def test_embedder_rejects_a_precision_its_backend_lacks(tmp_path, backend, dtype):
+    from rag.embedding import load_embedder
+
+    with pytest.raises(ModelError, match=f"RAG_EMBEDDER_DTYPE={dtype} is not available with the {backend} backend"):
+        load_embedder(models.embedder_location(DEFAULT_EMBEDDER), DEFAULT_EMBEDDER, backend, dtype, tmp_path, 1)
+
+
+def test_onnx_backend_needs_a_local_folder(tmp_path):
+    from rag.embedding import load_embedder
+
+    with pytest.raises(ModelError, match="needs a local model folder.*RAG_EMBEDDER_BACKEND=torch"):
+        load_embedder("some-hub/model-name", "some-hub/model-name", "onnx", "auto", tmp_path, 1)
