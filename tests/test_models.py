@@ -280,7 +280,7 @@ def test_onnx_embeddings_match_sentence_transformers(onnx_cache, float32_vectors
     vectors = embedder.embed(_TEXTS)
     assert embedder.name == f"{DEFAULT_EMBEDDER} (onnx {dtype})" and vectors.shape == (3, 384)
     assert ((float32_vectors * vectors).sum(axis=1) > floor).all()
-    assert np.allclose(embedder.embed(_TEXTS[:1]), vectors[:1], atol=1e-5)  # a batch's padding changes nothing
+    assert np.allclose(embedder.embed(_TEXTS[:1]), vectors[:1], atol=1e-5)  # a vector does not depend on the texts embedded with it
     assert embedder.embed([]).shape == (0, 384)
     assert not list(onnx_cache.glob("embedders/*.partial-*"))  # the export was written into place whole
 
