@@ -31,7 +31,7 @@ import numpy as np
 
 from .chunking import Chunk, chunk_document
 from .errors import IndexStoreError
-from .ingest import Document, load_corpus
+from .ingest import CLEANING_VERSION, Document, load_corpus
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -64,6 +64,7 @@ class Index:
     docs: dict[str, DocInfo]
     chunks: list[Chunk]
     faiss: object  # faiss.Index; typed loosely so faiss is imported lazily
+    cleaning: int = CLEANING_VERSION  # the ingest rules the chunks were cut with
 
     @property
     def vectors(self) -> np.ndarray:
@@ -138,6 +139,7 @@ def save(index: Index) -> None:
         "dim": int(index.faiss.d),  # type: ignore[attr-defined]
         "chunk_size": index.chunk_size,
         "chunk_overlap": index.chunk_overlap,
+        "cleaning": index.cleaning,
         "files": files,
         "checksums": {files["vectors"]: _sha(vec_bytes), files["chunks"]: _sha(chunk_bytes)},
         "docs": {d: asdict(info) for d, info in sorted(index.docs.items())},
@@ -172,7 +174,7 @@ def load(directory: Path, corpus_dir: Path) -> Index:
         docs = {d: DocInfo(**info) for d, info in manifest["docs"].items()}
         dim = manifest["dim"]  # every field is read inside the try: a missing one is damage too
         index = Index(directory, corpus_dir, manifest["embedder"], manifest["chunk_size"],
-                      manifest["chunk_overlap"], docs, chunks, vectors)
+                      manifest["chunk_overlap"], docs, chunks, vectors, manifest.get("cleaning", 1))
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexStoreError(f"Index in {directory} is unreadable ({type(exc).__name__}: {exc}).") from exc
     if vectors.ntotal != len(chunks) or vectors.d != dim:
@@ -229,11 +231,11 @@ def sync(settings: Settings, embedder: Embedder, progress: bool = False,
         except IndexStoreError as exc:
             if (directory / MANIFEST).exists():
                 log.warning("%s Rebuilding it from %s.", exc, corpus_dir)
-        wanted = (embedder.name, settings.chunk_size, settings.chunk_overlap)
-        if old is not None and (old.embedder, old.chunk_size, old.chunk_overlap) != wanted:
-            log.warning("Index in %s was built with embedder=%s chunk_size=%d chunk_overlap=%d; "
-                        "settings now say %s/%d/%d. Rebuilding.", directory, old.embedder, old.chunk_size,
-                        old.chunk_overlap, *wanted)
+        wanted = (embedder.name, settings.chunk_size, settings.chunk_overlap, CLEANING_VERSION)
+        if old is not None and (old.embedder, old.chunk_size, old.chunk_overlap, old.cleaning) != wanted:
+            log.warning("Index in %s was built with embedder=%s chunk_size=%d chunk_overlap=%d cleaning rules v%d; "
+                        "now %s/%d/%d/v%d. Rebuilding.", directory, old.embedder, old.chunk_size,
+                        old.chunk_overlap, old.cleaning, *wanted)
             old = None
         if old is not None and old.faiss.d != embedder.dim:  # type: ignore[attr-defined]
             old = None

@@ -34,10 +34,16 @@ _BOILERPLATE = re.compile(
     )$""",
     re.IGNORECASE | re.VERBOSE,
 )
-# Photo captions: end with an agency credit.
+# Bump when a cleaning rule changes what text is indexed: indexes built under an older
+# version are rebuilt rather than serving chunks the current rules would not make.
+CLEANING_VERSION = 2  # 2: photo captions kept once (were dropped)
+
+# The agency credit that ends a photo caption. The credit is boilerplate; the caption
+# itself is reported content (who, where, on what date) and is kept, once.
 _CAPTION = re.compile(
-    r"(\((AP|AFP|Reuters|EPA)\)|File Photo by .*|via REUTERS|/EPA-EFE|Getty Images)\s*$", re.IGNORECASE
+    r"\s*(\((AP|AFP|Reuters|EPA)\)|File Photo by .*|(\S+ )?via REUTERS|\S*/EPA-EFE|Getty Images)\s*$", re.IGNORECASE
 )
+_CAPTION_LABEL = re.compile(r"^\s*FILE PHOTO:\s*")
 _BULLET = re.compile(r"^\s*[•·▪●◦\-\*]\s+")
 # Markup to blank: script/style bodies and comments are not article text either.
 _TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->|<[^>]*>", re.IGNORECASE | re.DOTALL)
@@ -63,7 +69,7 @@ def _is_boilerplate(line: str, previous_dropped: bool) -> bool:
     stripped = _BULLET.sub("", line).strip()
     if not stripped:
         return True
-    if _BOILERPLATE.match(stripped) or _CAPTION.search(stripped):
+    if _BOILERPLATE.match(stripped):
         return True
     # A tagline right after a newsletter/menu line is part of the same promo box.
     return previous_dropped and len(stripped) < 90 and not stripped.endswith((".", "?", "!", '"', "”"))
@@ -90,6 +96,11 @@ def content_spans(text: str) -> list[tuple[int, int]]:
         seen.add(key)
         lead = len(line) - len(line.lstrip())
         s, e = start + lead, start + len(line.rstrip())
+        if credit := _CAPTION.search(line):  # a photo caption: its text, without "FILE PHOTO:" or "(AP)"
+            label = _CAPTION_LABEL.match(line)
+            s, e = start + (label.end() if label else lead), start + credit.start()
+            if s >= e:
+                continue
         if spans and text[spans[-1][1] : s].strip() == "":  # nothing dropped in between
             spans[-1] = (spans[-1][0], e)
         else:
@@ -99,11 +110,13 @@ def content_spans(text: str) -> list[tuple[int, int]]:
 
 def _title(text: str, spans: list[tuple[int, int]], fallback: str) -> str:
     """The first content line, shortened at a word boundary: news files start
-    with a headline or a lede, either of which names the story."""
-    if not spans:
-        return fallback
-    first = text[spans[0][0] : spans[0][1]].split("\n", 1)[0].strip()
-    return first if len(first) <= 100 else first[:100].rsplit(" ", 1)[0] + "…"
+    with a headline or a lede, either of which names the story (a photo caption does not)."""
+    for start, _ in spans:
+        line = text[start:].partition("\n")[0]
+        if not _CAPTION.search(line):
+            first = line.strip()
+            return first if len(first) <= 100 else first[:100].rsplit(" ", 1)[0] + "…"
+    return fallback
 
 
 def decode(data: bytes, path: Path) -> str | None:

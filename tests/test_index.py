@@ -16,6 +16,7 @@ import rag.index as rindex
 from rag.config import Settings
 from rag.errors import IndexStoreError
 from rag.index import FORMAT_VERSION, MANIFEST, load, sync
+from rag.ingest import CLEANING_VERSION
 
 from .conftest import FakeEmbedder
 
@@ -193,6 +194,20 @@ def test_changing_chunk_overlap_rebuilds(settings, fake_embedder, built, caplog)
     with caplog.at_level(logging.WARNING, logger="rag.index"):
         index = sync(other, fake_embedder)
     assert "Rebuilding" in caplog.text and fake_embedder.texts_embedded - texts == len(index.chunks)
+
+
+def test_an_index_cut_under_older_cleaning_rules_rebuilds(settings, fake_embedder, built, caplog):
+    # Same files, same settings: only the ingest rules changed (a pre-"cleaning" manifest means v1).
+    path = settings.index_dir / "manifest.json"
+    old = json.loads(path.read_text())
+    del old["cleaning"]
+    path.write_text(json.dumps(old))
+    texts = fake_embedder.texts_embedded
+    with caplog.at_level(logging.WARNING, logger="rag.index"):
+        index = sync(settings, fake_embedder)
+    assert "cleaning rules v1" in caplog.text and "Rebuilding" in caplog.text
+    assert fake_embedder.texts_embedded - texts == len(index.chunks)
+    assert manifest(settings)["cleaning"] == CLEANING_VERSION
 
 
 def test_changing_the_embedder_rebuilds_with_a_warning(settings, fake_embedder, built, caplog):
