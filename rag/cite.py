@@ -34,11 +34,14 @@ _COMMON = frozenset(
     monday tuesday wednesday thursday friday saturday sunday""".split()
 )
 # "According to passage [1], ..." and "(see passage 2)": the marker says it already.
-_SOURCE_TALK = re.compile(r"\(?\b(according to|as (stated|mentioned|reported) in|see|from|in) (the )?passages?\s*"
-                          r"(?P<refs>(?:\[\s*\d+\s*\]\s*|\d+\s*)(?:(?:,|and)\s*(?:\[\s*\d+\s*\]|\d+)\s*)*)?\)?,?\s*",
+# "… in both passage [1] and passage [2]" too.
+_SOURCE_TALK = re.compile(r"\(?\b(according to|as (stated|mentioned|reported) in|see|from|in) (both )?(the )?passages?\s*"
+                          r"(?P<refs>(?:\[\s*\d+\s*\]\s*|\d+\s*)"
+                          r"(?:(?:,|and)\s*(?:passages?\s*)?(?:\[\s*\d+\s*\]|\d+)\s*)*)?\)?,?\s*",
                           re.IGNORECASE)
-_META = re.compile(r"^(this|that|these|it|the) ?(information|figure|fact|number|detail|answer)?s? (is|are|was|were|can be) "
-                   r"(found|stated|given|mentioned|provided|reported)\b[^.]*\.?$", re.IGNORECASE)
+_META = re.compile(r"^(this|that|these|it|the) ?((information|figure|fact|number|detail|answer)?s? (is|are|was|were|can be) "
+                   r"(found|stated|given|mentioned|provided|reported)\b[^.]*|\w+ (is|are|was|were) "
+                   r"(stated|given|mentioned|reported))\s*\.?$", re.IGNORECASE)
 _DECLINE = re.compile(
     r"(articles?|passages?|sources?|context|text|information)\b[^.]{0,40}\b(do(es)?n[’']?t|do(es)? not|"
     r"did not|didn[’']?t)\s+(say|state|mention|contain|provide|specify|include|answer)|"

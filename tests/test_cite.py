@@ -69,6 +69,10 @@ def test_marker_before_text_style_cites_what_follows():
 def test_source_talk_and_meta_sentences_become_markers():
     (text, _), _, _ = render("According to passage [3], Zelenskyy said 12,000. This is stated in [3].")
     assert text == "Zelenskyy said 12,000 [1]."
+    (text, _), _, _ = render("Zelenskyy said 12,000 [3]. This increase is reported in both passage [3] and passage [1].")
+    assert text == "Zelenskyy said 12,000 [1]."  # no "both passage and passage"; [1] does not hold 12,000
+    (text, _), _, _ = render("Zelenskyy said 12,000 [3]. The count was reported by Zelenskyy [3].")
+    assert text.endswith(". The count was reported by Zelenskyy [1].")  # a statement, not a pointer
 
 
 @pytest.mark.parametrize("text", ["The articles don't say.", "The passages do not mention who won.",
