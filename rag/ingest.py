@@ -36,7 +36,7 @@ _BOILERPLATE = re.compile(
 )
 # Bump when a cleaning rule changes what text is indexed: indexes built under an older
 # version are rebuilt rather than serving chunks the current rules would not make.
-CLEANING_VERSION = 2  # 2: photo captions kept once (were dropped)
+CLEANING_VERSION = 3  # 2: photo captions kept once (were dropped); 3: not their sentences the article repeats
 
 # The agency credit that ends a photo caption. The credit is boilerplate; the caption
 # itself is reported content (who, where, on what date) and is kept, once.
@@ -44,6 +44,7 @@ _CAPTION = re.compile(
     r"\s*(\((AP|AFP|Reuters|EPA)\)|File Photo by .*|(\S+ )?via REUTERS|\S*/EPA-EFE|Getty Images)\s*$", re.IGNORECASE
 )
 _CAPTION_LABEL = re.compile(r"^\s*FILE PHOTO:\s*")
+_SENTENCE_GAP = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"“])")
 _BULLET = re.compile(r"^\s*[•·▪●◦\-\*]\s+")
 # Markup to blank: script/style bodies and comments are not article text either.
 _TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->|<[^>]*>", re.IGNORECASE | re.DOTALL)
@@ -75,11 +76,25 @@ def _is_boilerplate(line: str, previous_dropped: bool) -> bool:
     return previous_dropped and len(stripped) < 90 and not stripped.endswith((".", "?", "!", '"', "”"))
 
 
+def _caption(line: str, credit: re.Match[str], body: str) -> tuple[int, int]:
+    """Where a photo caption's own text lies in ``line``: without "FILE PHOTO:" or "(AP)",
+    and ending before the first sentence the article's text says too (captions often
+    repeat the lede, which would then be indexed twice)."""
+    label = _CAPTION_LABEL.match(line)
+    start, end = (label.end() if label else len(line) - len(line.lstrip())), credit.start()
+    bounds = [start, *(m.end() for m in _SENTENCE_GAP.finditer(line, start, end)), end]
+    for a, b in zip(bounds, bounds[1:]):
+        if " ".join(line[a:b].split()) in body:
+            return start, len(line[:a].rstrip())
+    return start, end
+
+
 def content_spans(text: str) -> list[tuple[int, int]]:
     """Spans of ``text`` worth indexing: boilerplate and repeated lines dropped,
     adjacent kept lines merged into blocks."""
     spans: list[tuple[int, int]] = []
     seen: set[str] = set()
+    body = " ".join(" ".join(line.split()) for line in text.splitlines() if not _CAPTION.search(line))
     dropped_promo = False
     pos = 0
     for raw in text.splitlines(keepends=True):
@@ -96,11 +111,11 @@ def content_spans(text: str) -> list[tuple[int, int]]:
         seen.add(key)
         lead = len(line) - len(line.lstrip())
         s, e = start + lead, start + len(line.rstrip())
-        if credit := _CAPTION.search(line):  # a photo caption: its text, without "FILE PHOTO:" or "(AP)"
-            label = _CAPTION_LABEL.match(line)
-            s, e = start + (label.end() if label else lead), start + credit.start()
-            if s >= e:
+        if credit := _CAPTION.search(line):
+            a, b = _caption(line, credit, body)
+            if a >= b:
                 continue
+            s, e = start + a, start + b
         if spans and text[spans[-1][1] : s].strip() == "":  # nothing dropped in between
             spans[-1] = (spans[-1][0], e)
         else:

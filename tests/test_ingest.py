@@ -82,6 +82,8 @@ def test_photo_captions_are_kept_once_without_their_credits(seed_docs):
     assert "File Photo by" not in seed_docs[D001].clean_text
     assert "Kremlin Pool/EPA-EFE" not in seed_docs[D001].clean_text
     assert seed_docs[D001].clean_text.count("make a toast in Pyongyang") == 1
+    # …but not the lede sentence that caption repeats: it would be indexed twice.
+    assert seed_docs[D001].clean_text.count("North Korea is sending about 10,000 soldiers to Russia") == 1
     doc4 = seed_docs[D004]
     assert "(AP)" not in doc4.clean_text
     assert doc4.clean_text.count("hold a joint press briefing at the Pentagon on Wednesday, Oct. 30, 2024") == 1
@@ -90,8 +92,10 @@ def test_photo_captions_are_kept_once_without_their_credits(seed_docs):
     assert "TT" not in kept_lines(doc4)
 
 
-def test_a_caption_that_is_only_a_credit_is_dropped():
+def test_a_caption_that_is_only_a_credit_or_repeats_the_article_is_dropped():
     assert content_spans("Body text.\n(AP)\nMore text.") == [(0, 10), (16, 26)]
+    text = "Ministers met in Rome. (AP)\nThe talks went on. Ministers met in Rome.\n"
+    assert [text[s:e] for s, e in content_spans(text)] == ["The talks went on. Ministers met in Rome."]
 
 
 def test_repeated_headlines_are_kept_once(seed_docs):
