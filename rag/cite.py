@@ -50,6 +50,9 @@ _DECLINE = re.compile(
 )
 
 
+_SHORT_REPLY = 4  # words: an uncited sentence this short is a reply ("Yes."), not a claim
+
+
 @dataclass(frozen=True)
 class Claim:
     """A clause of the answer and the passage numbers (1-based) it cites."""
@@ -250,9 +253,12 @@ def verify(text: str, passages: Sequence[Passage], question: str = "",
                 kept.append((claim.text, good))  # connective text (", while", ".") has nothing to check
             else:
                 dropped.append(claim.text.strip())
-        if any(refs for _, refs in kept):
-            sentences.append(kept)
-        elif kept and not dropped and re.search(r"\w", "".join(c for c, _ in kept)):
-            sentences.append(kept)  # a sentence with no names or numbers: nothing to verify
+        words = len(_WORD.findall("".join(c for c, _ in kept)))
+        if any(refs for _, refs in kept) or 0 < words <= _SHORT_REPLY and not dropped:
+            sentences.append(kept)  # "Yes." or "No, it is not." before the cited sentence is kept
+        elif words:
+            # No passage holds it, yet it names nothing to check ("This tactic involves deploying
+            # large numbers of troops"): it comes from the model's memory, so it goes.
+            dropped.append("".join(c for c, _ in kept).strip())
     declined = not any(refs for sentence in sentences for _, refs in sentence)
     return Verified(sentences, declined, dropped)

@@ -14,7 +14,8 @@ def test_quick_benchmark_measures_everything(real_settings, real_engine, tmp_pat
     out = tmp_path / "bench.json"
     rows = run_bench(real_settings, quick=True, out=out)
     metrics = {r.metric for r in rows}
-    for expected in ("cold start to first answer", "query embedding", "index build, bundled corpus",
+    for expected in ("cold start: new process to first answer", "warm start: next question, same process",
+                     "query embedding", "index build, bundled corpus",
                      "retrieval p50 @ 10,000 vectors", "retrieval recall@10 vs exact @ 10,000 vectors",
                      "LLM time to first token", "LLM generation", "answer latency p50 (eval questions)",
                      "eval: answers correct", "peak memory (RSS) of this process"):

@@ -102,3 +102,15 @@ def test_copied_sentence_without_names_or_numbers_gets_its_source():
 def test_an_abbreviation_before_the_marker_does_not_double_the_full_stop():
     (text, _), _, _ = render("A spokesperson for the Pentagon said 10,000 North Korean troops are in Russia, etc. [1].")
     assert text == "A spokesperson for the Pentagon said 10,000 North Korean troops are in Russia, etc [1]."
+
+
+def test_an_uncited_sentence_no_passage_holds_is_dropped_even_without_names_or_numbers():
+    (text, _), declined, dropped = render(
+        "Zelenskyy said 12,000 [3]. This tactic involves deploying large numbers of troops in concentrated attacks.")
+    assert text == "Zelenskyy said 12,000 [1]." and not declined
+    assert dropped == ["This tactic involves deploying large numbers of troops in concentrated attacks."]
+
+
+def test_a_short_reply_before_the_cited_sentence_stays():
+    (text, _), _, _ = render("Yes. Zelenskyy said 12,000 [3].")
+    assert text == "Yes. Zelenskyy said 12,000 [1]."
