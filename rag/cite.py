@@ -254,7 +254,7 @@ def verify(text: str, passages: Sequence[Passage], question: str = "",
             else:
                 dropped.append(claim.text.strip())
         words = len(_WORD.findall("".join(c for c, _ in kept)))
-        if any(refs for _, refs in kept) or 0 < words <= _SHORT_REPLY and not dropped:
+        if any(refs for _, refs in kept) or (0 < words <= _SHORT_REPLY and not dropped):
             sentences.append(kept)  # "Yes." or "No, it is not." before the cited sentence is kept
         elif words:
             # No passage holds it, yet it names nothing to check ("This tactic involves deploying
