@@ -103,7 +103,13 @@ def supports(passage_text: str, claim: str, premise: frozenset[str] = frozenset(
     if any(n not in passage_numbers for n in numbers):
         return False
     context = article.lower() if article else haystack
-    return all(_stem(n) in haystack or (_stem(n) in premise and _stem(n) in context) for n in names)
+
+    def found(name: str) -> bool:
+        return _stem(name) in haystack or (_stem(name) in premise and _stem(name) in context)
+
+    # "the Blinken-Yermak meeting": a compound of names is there when each of them is.
+    return all(found(n) or ("-" in n and all(found(part) for part in n.split("-") if len(part) > 1))
+               for n in names)
 
 
 def _mostly_from(passage_text: str, claim: str, share: float = 0.7) -> bool:

@@ -114,3 +114,10 @@ def test_an_uncited_sentence_no_passage_holds_is_dropped_even_without_names_or_n
 def test_a_short_reply_before_the_cited_sentence_stays():
     (text, _), _, _ = render("Yes. Zelenskyy said 12,000 [3].")
     assert text == "Yes. Zelenskyy said 12,000 [1]."
+
+
+def test_a_compound_of_names_is_supported_when_each_name_is_there():
+    passage = ("Blinken and Sullivan met Andriy Yermak on Tuesday, State Department spokesman "
+               "Matthew Miller said in a news release.")
+    assert supports(passage, "Matthew Miller described the Blinken-Yermak meeting in a news release.")
+    assert not supports(passage, "Matthew Miller described the Blinken-Lavrov meeting in a news release.")
