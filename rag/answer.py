@@ -199,9 +199,19 @@ _HAS_QUANTITY = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|
                            r"millions?|billions?|several|few|half)\b", re.IGNORECASE)
 
 
+_ASKS_MONEY = re.compile(r"^\W*(how much\b.*\b(pay|pays|paying|paid|cost|costs|spend|spent|worth|charge[sd]?)\b|"
+                         r"what\b.*\b(dollar value|price|cost|sum)\b)", re.IGNORECASE)
+_HAS_MONEY = re.compile(r"[$€£¥₩]\s*\d|\d[\d,.]*\s*(thousand|million|billion|trillion|mn|bn)?\s*"
+                        r"(dollars?|euros?|pounds?|won|roubles?|rubles?|yuan|yen|usd|eur)\b", re.IGNORECASE)
+
+
 def _fits_question(question: str, text: str) -> bool:
-    """A "how many" question is not answered by a sentence without any quantity."""
-    return not _ASKS_QUANTITY.search(question) or bool(_HAS_QUANTITY.search(prompt.strip_markers(text)))
+    """A "how many" question is not answered by a sentence without any quantity, nor
+    a question about money by one without a currency ("10 per cent" is no dollar value)."""
+    said = prompt.strip_markers(text)
+    if _ASKS_MONEY.search(question) and not _HAS_MONEY.search(said):
+        return False
+    return not _ASKS_QUANTITY.search(question) or bool(_HAS_QUANTITY.search(said))
 
 
 _CITED_SPAN = re.compile(r"([^\[\]]+?)\s*\[(\d+)\]")

@@ -162,3 +162,18 @@ def test_how_many_question_needs_a_quantity_in_the_answer(settings, fake_embedde
     engine = Engine(settings.model_copy(update={"second_look": 0.0}), llm=FakeLLM([reply]), embedder=fake_embedder)
     answer = engine.ask("How many Tomahawk missiles did Kyiv ask for?")
     assert answer.declined and answer.citations == []
+
+
+@pytest.mark.parametrize("question, text, fits", [
+    ("What is the dollar value of the aid package?", "Congress approved 10 per cent of the package [1].", False),
+    ("What is the dollar value of the package?", "The dollar value of the package is 10 per cent [1].", False),
+    ("How much is Russia paying North Korea?", "About 10,000 troops were sent [1].", False),
+    ("What is the dollar value of the aid package?", "The package is worth $425 million [1].", True),
+    ("How much did the drones cost?", "Each cost 20,000 euros [2].", True),
+    ("Who paid for the shells?", "South Korea paid for them [1].", True),  # asks who, not how much
+    ("Which missile did Kyiv ask for?", "Tomahawk missiles [1].", True),
+])
+def test_a_money_question_needs_a_currency_in_the_answer(question, text, fits):
+    from rag.answer import _fits_question
+
+    assert _fits_question(question, text) is fits
