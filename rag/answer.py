@@ -234,6 +234,11 @@ def _whole_sentences(raw: str, shown: list[Passage]) -> str:
     return " ".join(out) or raw
 
 
+# Stems of words that say how a question is put, not what it is about: "What type of
+# missile did Kyiv reportedly ask for?" is about a missile and Kyiv.
+_FRAMING = frozenset({"type", "kind", "sort", "report", "name"})
+
+
 def _on_question(question: str, history: History, citations: list[Citation], share: float = 0.6) -> bool:
     """A copied sentence answers the question only if the passages it cites are about it:
     most of the question's content words (with the previous question's, for a
@@ -241,6 +246,7 @@ def _on_question(question: str, history: History, citations: list[Citation], sha
     wanted = content_terms(question)
     if history:
         wanted |= content_terms(history[-1][0])
+    wanted -= _FRAMING
     found = content_terms(" ".join(c.text for c in citations))
     return bool(wanted) and len(wanted & found) / len(wanted) >= share
 

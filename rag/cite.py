@@ -21,6 +21,14 @@ MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")  # [1], [2, 3]: shared
 _QUANTITY = re.compile(r"(\d+(?:[.,]\d+)*)\s*(%|(?:per ?cent|percent|mn|million|bn|billion|trillion)\b)?",
                        re.IGNORECASE)
 _SCALE = {"per cent": "%", "percent": "%", "mn": "million", "bn": "billion"}
+# A number with a unit of measure: "3,000 square kilometres" is not supported by "3,000
+# of them", nor "73 minutes" by "73 km". Area comes before length ("sq km" is not "km").
+_MEASURE = re.compile(
+    r"(\d+(?:[.,]\d+)*)[\s-]*(?:"
+    r"(?P<area>(?:sq\.?|square)\s*(?:km|kilomet(?:re|er)s?|miles?|met(?:re|er)s?)|km2|km²|hectares?)|"
+    r"(?P<length>km|kilomet(?:re|er)s?|miles?|met(?:re|er)s?|feet|foot|ft)|"
+    r"(?P<time>seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)|"
+    r"(?P<mass>tonnes?|tons?|kg|kilograms?))\b", re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’\-]+")
 # Capitalised words that start sentences or clauses without naming anything.
 _COMMON = frozenset(
@@ -73,6 +81,11 @@ def _quantities(text: str) -> set[str]:
     return out
 
 
+def _measures(text: str) -> set[tuple[str, str]]:
+    """(number, dimension) pairs: {("3000", "area")} for "3,000 sq km"."""
+    return {(m.group(1).rstrip(".,"), m.lastgroup or "") for m in _MEASURE.finditer(normalize_numbers(text))}
+
+
 def key_terms(text: str) -> tuple[set[str], set[str]]:
     """The numbers (with their scale) and the names a claim states: what a passage must contain to support it."""
     plain = normalize_numbers(MARKER.sub(" ", text))
@@ -101,6 +114,8 @@ def supports(passage_text: str, claim: str, premise: frozenset[str] = frozenset(
     haystack = normalize_numbers(passage_text).lower()
     passage_numbers = _quantities(haystack)
     if any(n not in passage_numbers for n in numbers):
+        return False
+    if not _measures(MARKER.sub(" ", claim)) <= _measures(haystack):  # the number measures the same thing
         return False
     context = article.lower() if article else haystack
 

@@ -2,6 +2,7 @@
 
 import re
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -177,3 +178,17 @@ def test_a_money_question_needs_a_currency_in_the_answer(question, text, fits):
     from rag.answer import _fits_question
 
     assert _fits_question(question, text) is fits
+
+
+@pytest.mark.parametrize("question, passage, on", [
+    # "type" and "reportedly" say how the question is put; the quote is about the missile and Kyiv
+    ("What type of long-range US missile did Kyiv reportedly ask Washington for?",
+     "Kyiv has requested supplies of long-range US Tomahawk missiles.", True),
+    ("How many Tomahawk missiles did Ukraine ask the United States for?",
+     "Pyongyang had also provided 3.5mn artillery shells to Russia.", False),
+])
+def test_a_quote_must_be_about_what_the_question_asks(question, passage, on):
+    from rag.answer import Citation, _on_question
+
+    cited = [Citation(1, "d", "t", Path("d.txt"), 0, len(passage), passage, 0.5)]
+    assert _on_question(question, [], cited) is on

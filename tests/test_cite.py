@@ -121,3 +121,16 @@ def test_a_compound_of_names_is_supported_when_each_name_is_there():
                "Matthew Miller said in a news release.")
     assert supports(passage, "Matthew Miller described the Blinken-Yermak meeting in a news release.")
     assert not supports(passage, "Matthew Miller described the Blinken-Lavrov meeting in a news release.")
+
+
+@pytest.mark.parametrize("claim, ok", [
+    ("Ukraine's troops hold 600 square kilometres.", True),  # "sq km" is "square kilometres"
+    ("Ukraine's troops hold 3,000 square kilometres.", False),  # 3,000 is there, but it counts people
+    ("Ukraine's troops hold 600 km.", False),  # a length is not an area
+    ("The missile flew for 73 minutes.", True),
+    ("The missile flew 73 km.", False),
+])
+def test_a_number_with_a_unit_must_measure_the_same_thing_in_the_passage(claim, ok):
+    passage = ("More than 3,000 of them moved toward Kursk, where Ukraine's troops are occupying some 600 sq km "
+               "of land. The missile flew for 73 minutes.")
+    assert supports(passage, claim) is ok
