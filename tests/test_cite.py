@@ -134,3 +134,14 @@ def test_a_number_with_a_unit_must_measure_the_same_thing_in_the_passage(claim, 
     passage = ("More than 3,000 of them moved toward Kursk, where Ukraine's troops are occupying some 600 sq km "
                "of land. The missile flew for 73 minutes.")
     assert supports(passage, claim) is ok
+
+
+def test_a_sentence_copied_from_a_passage_is_cited_to_it_not_to_one_sharing_its_names():
+    passages = [SimpleNamespace(text="Kyslytsya said 10,000 North Korean troops in Russia are trained in the Far East "
+                                     "by instructors, while fighting goes on in Ukraine."),
+                SimpleNamespace(text="The 10,000 North Korean troops are to be trained in eastern Russia before being "
+                                     "deployed, but some already might be in Ukraine.")]
+    claim = "The 10,000 North Korean troops are to be trained in eastern Russia before being deployed in Ukraine [1]."
+    assert supports(passages[0].text, claim)  # the names and number alone do not tell the passages apart
+    _, cited = verify(claim, passages).render()
+    assert cited == [1]  # the second passage
