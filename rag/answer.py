@@ -122,7 +122,8 @@ class Engine:
         s = self.settings
         # Twice as many chunks as will be shown: the sentence-level look decides the final k.
         wide = 2 * k if s.passage_chars else k
-        passages = self.retriever.search(queries, wide, s.candidates, s.max_per_doc, doc_ids, s.lexical_weight)
+        bonus = s.figure_bonus if _ASKS_QUANTITY.search(question) else 0.0
+        passages = self.retriever.search(queries, wide, s.candidates, s.max_per_doc, doc_ids, s.lexical_weight, bonus)
         return self.retriever.focus(passages, queries, s.passage_chars, k)
 
     def _standalone(self, question: str, history: History) -> str:

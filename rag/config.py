@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     candidates: int = Field(30, ge=1, le=200, description="Candidates taken from each retriever before fusion.")
     lexical_weight: float = Field(0.8, ge=0.0, le=5.0, description="Weight of the BM25 scores against the dense ones in score fusion.")
     max_per_doc: int = Field(3, ge=1, le=20, description="At most this many passages from one document, so other sources are heard.")
+    figure_bonus: float = Field(0.5, ge=0.0, le=5.0, description="For a question asking how many, how far …: added to the fused score of a passage stating a figure no passage taken so far states, so disagreeing sources are all shown (0 = off).")
     min_relevance: float = Field(0.2, ge=-1.0, le=1.0, description="If no passage reaches this cosine similarity to the question, decline without calling the LLM.")
 
     ivf_threshold: int = Field(200_000, ge=1, description="From this many chunks on, use an IVF index instead of exact flat search.")

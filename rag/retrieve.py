@@ -46,6 +46,16 @@ def content_terms(text: str) -> set[str]:
 
 
 _THOUSANDS = re.compile(r"(?<=\d)[,\u202f](?=\d{3}\b)")
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+# Dates are numbers too, but "Oct. 29" and "2024" are no answer to "how many".
+_DATE = re.compile(rf"\b{_MONTH}\s+\d{{1,2}}(?:\s*(?:and|to|-|–)\s*\d{{1,2}})?\b|\b\d{{1,2}}\s+{_MONTH}|\b(?:19|20)\d\d\b",
+                   re.IGNORECASE)
+_FIGURE = re.compile(r"(?<![\d.])\d+(?:\.\d+)?")
+
+
+def figures(text: str) -> set[str]:
+    """The numbers a passage states, dates aside: what a "how many" answer is made of."""
+    return set(_FIGURE.findall(_DATE.sub(" ", normalize_numbers(text))))
 
 
 @dataclass(frozen=True)
@@ -117,9 +127,14 @@ class Retriever:
         return [(i, s) for i, s in hits if allowed is None or i in allowed][:n]
 
     def search(self, queries: Sequence[str], k: int, candidates: int, max_per_doc: int,
-               doc_ids: Iterable[str] | None, lexical_weight: float) -> list[Passage]:
+               doc_ids: Iterable[str] | None, lexical_weight: float, figure_bonus: float = 0.0) -> list[Passage]:
         """Top ``k`` passages for the queries (several for follow-ups: the question
-        alone and with its context), best first."""
+        alone and with its context), best first.
+
+        ``figure_bonus`` (for questions asking how many, how far …) is added to the score
+        of a passage that states a figure none of the passages taken so far states: when
+        sources disagree, the 12,000 of one is worth more than a third copy of another's
+        10,000."""
         chunks = self.index.chunks
         if not chunks or not queries:
             return []
@@ -150,7 +165,12 @@ class Retriever:
         picked: list[Passage] = []
         per_doc: dict[str, int] = {}
         seen_text: set[str] = set()
-        for i in sorted(fused, key=fused.__getitem__, reverse=True):
+        shown: set[str] = set()  # figures stated by the passages taken
+        remaining = sorted(fused, key=fused.__getitem__, reverse=True)
+        while remaining:
+            i = max(remaining, key=lambda i: fused[i] + (figure_bonus if figures(chunks[i].text) - shown else 0.0)) \
+                if figure_bonus else remaining[0]
+            remaining.remove(i)
             c = chunks[i]
             key = " ".join(c.text.lower().split())
             if key in seen_text:
@@ -163,12 +183,14 @@ class Retriever:
             if j is not None:
                 if max(c.end, picked[j].chunk.end) - min(c.start, picked[j].chunk.start) <= limit:
                     picked[j] = _merge(picked[j], c)
+                    shown |= figures(c.text)
                 continue
             if per_doc.get(c.doc_id, 0) >= max_per_doc:
                 continue
             if len(picked) == k:
                 break
             per_doc[c.doc_id] = per_doc.get(c.doc_id, 0) + 1
+            shown |= figures(c.text)
             info = self.index.docs[c.doc_id]
             picked.append(Passage(c, info.title, self.index.source_path(c.doc_id), fused[i], similarity[i]))
         return picked

@@ -9,7 +9,7 @@ import pytest
 
 from rag.config import Settings
 from rag.index import sync
-from rag.retrieve import Retriever, _scaled, normalize_numbers
+from rag.retrieve import Retriever, _scaled, figures, normalize_numbers
 
 from .conftest import FakeEmbedder
 
@@ -100,3 +100,22 @@ def test_document_filter_limits_the_search(tmp_path, wanted) -> None:
     r = retriever(tmp_path, {"a": "Rain fell on the city all week.", "b": "Rain fell on the hills all week."})
     found = search(r, ["Where did rain fall?"], 5, doc_ids=wanted)
     assert {p.chunk.doc_id for p in found} == set(wanted)
+
+
+def test_figures_are_numbers_but_not_dates() -> None:
+    text = ("Up to 2,100 soldiers were flown in between October 23 and 28. Oct. 29 (UPI) — in 2024 "
+            "Pyongyang sent 3.5mn shells; on 12 May troops held 600 sq km.")
+    assert figures(text) == {"2100", "3.5", "600"}
+
+
+def test_a_passage_with_a_new_figure_outranks_another_copy_of_a_known_one(tmp_path) -> None:
+    r = retriever(tmp_path, {
+        "a": "The Pentagon says 10,000 North Korean troops are in Russia now.",
+        "b": "About 10,000 North Korean troops are in Russia now, US officials say.",
+        "c": "Kyiv says there are 12,000 North Koreans in the country.",
+        "d": "Rain fell on the valley all week, and the river rose.",
+    })
+    question = ["How many North Korean troops are in Russia now?"]
+    assert "c" not in [p.chunk.doc_id for p in search(r, question, 2)]  # two copies of 10,000 win on similarity
+    found = r.search(question, 2, 30, 3, None, Settings().lexical_weight, figure_bonus=2.0)
+    assert {p.chunk.doc_id for p in found} >= {"c"}  # so both figures are shown
