@@ -45,8 +45,9 @@ class Row:
 
 def baseline_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"chunk_size": 700, "chunk_overlap": 0, "top_k": 4, "lexical_weight": 0.0,
-                                       "max_per_doc": 20, "prompt_lookup_tokens": 0, "second_look": 0.0,
-                                       "embedder_backend": "torch", "embedder_dtype": "float32", "ivf_threshold": 10**12,
+                                       "max_per_doc": 20, "figure_bonus": 0.0, "prompt_lookup_tokens": 0,
+                                       "second_look": 0.0, "embedder_backend": "torch", "embedder_dtype": "float32",
+                                       "ivf_threshold": 10**12,
                                        "index_dir": settings.cache_dir / "bench-baseline-index"})
 
 
