@@ -194,7 +194,8 @@ class Engine:
         return stream_obj.answer
 
 
-_ASKS_QUANTITY = re.compile(r"^\W*(how (many|much|long|far|high|big|large|old)|what (percentage|share|proportion|number))\b",
+_ASKS_QUANTITY = re.compile(r"^\W*((and|so|roughly|approximately|about|exactly)\W+)?"
+                            r"(how (many|much|long|far|high|big|large|old)|what (percentage|share|proportion|number))\b",
                             re.IGNORECASE)
 _HAS_QUANTITY = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|dozens?|hundreds?|thousands?|"
                            r"millions?|billions?|several|few|half)\b", re.IGNORECASE)

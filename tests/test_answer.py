@@ -173,8 +173,11 @@ def test_how_many_question_needs_a_quantity_in_the_answer(settings, fake_embedde
     ("How much did the drones cost?", "Each cost 20,000 euros [2].", True),
     ("Who paid for the shells?", "South Korea paid for them [1].", True),  # asks who, not how much
     ("Which missile did Kyiv ask for?", "Tomahawk missiles [1].", True),
+    ("Roughly how many square kilometres do they hold?", "They hold a large part of the region [1].", False),
+    ("And how many of them are in Kursk?", "Some of them are in Kursk [1].", False),
+    ("And how many of them are in Kursk?", "About 3,000 are in Kursk [1].", True),
 ])
-def test_a_money_question_needs_a_currency_in_the_answer(question, text, fits):
+def test_an_answer_must_be_of_the_kind_asked_for(question, text, fits):
     from rag.answer import _fits_question
 
     assert _fits_question(question, text) is fits
