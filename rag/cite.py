@@ -263,7 +263,8 @@ def verify(text: str, passages: Sequence[Passage], question: str = "",
             if good and not any(_mostly_from(texts[i], claim.text) for i in good):
                 # A sentence copied from another passage is cited to that one: the names and
                 # numbers of "10,000 troops are trained in eastern Russia" are in several passages.
-                good = [j for j in range(len(texts)) if _mostly_from(texts[j], claim.text) and holds(j, claim.text)][:1] or good
+                source = [j for j in range(len(texts)) if _mostly_from(texts[j], claim.text) and holds(j, claim.text)]
+                good = source[:1] or good
             if not good and len(cited) > 1 and has_facts(claim.text) and supports(
                     " ".join(texts[i] for i in cited), claim.text, premise, " ".join(contexts[i] for i in cited)):
                 good = cited  # a clause that combines facts from the passages it cites

@@ -165,11 +165,15 @@ class Retriever:
         picked: list[Passage] = []
         per_doc: dict[str, int] = {}
         seen_text: set[str] = set()
+        figs = {i: figures(chunks[i].text) for i in fused} if figure_bonus else {}
         shown: set[str] = set()  # figures stated by the passages taken
+
+        def worth(i: int) -> float:
+            return fused[i] + (figure_bonus if figs[i] - shown else 0.0)
+
         remaining = sorted(fused, key=fused.__getitem__, reverse=True)
         while remaining:
-            i = max(remaining, key=lambda i: fused[i] + (figure_bonus if figures(chunks[i].text) - shown else 0.0)) \
-                if figure_bonus else remaining[0]
+            i = max(remaining, key=worth) if figure_bonus else remaining[0]
             remaining.remove(i)
             c = chunks[i]
             key = " ".join(c.text.lower().split())
@@ -183,14 +187,14 @@ class Retriever:
             if j is not None:
                 if max(c.end, picked[j].chunk.end) - min(c.start, picked[j].chunk.start) <= limit:
                     picked[j] = _merge(picked[j], c)
-                    shown |= figures(c.text)
+                    shown |= figs.get(i, set())
                 continue
             if per_doc.get(c.doc_id, 0) >= max_per_doc:
                 continue
             if len(picked) == k:
                 break
             per_doc[c.doc_id] = per_doc.get(c.doc_id, 0) + 1
-            shown |= figures(c.text)
+            shown |= figs.get(i, set())
             info = self.index.docs[c.doc_id]
             picked.append(Passage(c, info.title, self.index.source_path(c.doc_id), fused[i], similarity[i]))
         return picked
