@@ -118,4 +118,4 @@ def test_a_passage_with_a_new_figure_outranks_another_copy_of_a_known_one(tmp_pa
     question = ["How many North Korean troops are in Russia now?"]
     assert "c" not in [p.chunk.doc_id for p in search(r, question, 2)]  # two copies of 10,000 win on similarity
     found = r.search(question, 2, 30, 3, None, Settings().lexical_weight, figure_bonus=2.0)
-    assert {p.chunk.doc_id for p in found} >= {"c"}  # so both figures are shown
+    assert "c" in [p.chunk.doc_id for p in found]  # so both figures are shown
