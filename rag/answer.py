@@ -21,7 +21,7 @@ from .config import Settings
 from .generate import ChatModel
 from .index import Index, sync
 from .ingest import SUFFIXES
-from .models import get_embedder, get_llm, preload_llm
+from .models import get_embedder, get_llm
 from .retrieve import Passage, Retriever, content_terms
 
 log = logging.getLogger(__name__)
@@ -276,7 +276,6 @@ def get_engine(settings: Settings | None = None, progress: bool = False) -> Engi
     settings = settings or Settings()
     with _engines_lock:
         if settings not in _engines:
-            preload_llm(settings, progress)
             _engines[settings] = Engine(settings, progress=progress)
         return _engines[settings]
 

@@ -52,6 +52,9 @@ class LocalLLM:
                 n_batch=512,
                 flash_attn=True,  # measured: prompt 94 vs 87 tokens/s on 2 cores
                 draft_model=draft,  # answers copy from the passages: drafts from the prompt often hit
+                # Quiet, but while loading, llama-cpp-python points file descriptors 1 and 2
+                # at /dev/null for the whole process: so the model is never loaded in the
+                # background (that swallowed the warning of an index being rebuilt).
                 verbose=False,
             )
         except (ValueError, RuntimeError) as exc:

@@ -181,15 +181,3 @@ def get_llm(settings: Settings, progress: bool = True) -> LocalLLM:
     key = ("llm", settings.llm_path, settings.llm_repo, settings.llm_file, settings.n_ctx, settings.n_threads,
            settings.prompt_lookup_tokens)
     return _cached(key, settings.allow_downloads, load)
-
-
-def preload_llm(settings: Settings, progress: bool = False) -> None:
-    """Start loading the LLM in the background: llama.cpp reads the GGUF with the GIL
-    released, so this overlaps with loading the embedder and the index (cold start)."""
-    def load() -> None:
-        try:
-            get_llm(settings, progress)
-        except ModelError:
-            pass  # the foreground call raises it again, where it can be reported
-
-    threading.Thread(target=load, name="rag-llm-preload", daemon=True).start()

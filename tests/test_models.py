@@ -226,7 +226,7 @@ def test_llm_name(clean_env):
 
 
 def test_one_model_loading_does_not_block_another(clean_env):
-    """The LLM preloads in the background while the embedder loads (cold start)."""
+    """Two callers loading different models (UI sessions, say) do not queue behind each other."""
     started, release = threading.Event(), threading.Event()
 
     def slow_llm() -> str:
