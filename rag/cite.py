@@ -30,6 +30,11 @@ _MEASURE = re.compile(
     r"(?P<time>seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)|"
     r"(?P<mass>tonnes?|tons?|kg|kilograms?))\b", re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’\-]+")
+# A compass word is part of a place's name: "North Korea's defence minister Kim Yong-hyun"
+# is not supported by "South Korean Defense Minister Kim Yong-hyun".
+_COMPASS_PLACE = re.compile(r"\b(north|south|east|west)(?:ern)?[\s-]+([a-z]{4,})", re.IGNORECASE)
+_FULL_NAME = re.compile(r"\b[A-Z][\w'’\-]+(?:\s+[A-Z][\w'’\-]+)+")  # "Kim Yong-hyun", "Lloyd Austin"
+_TITLE_REACH = 60  # characters before a name that can hold its title ("South Korean Defense Minister")
 # Capitalised words that start sentences or clauses without naming anything.
 _COMMON = frozenset(
     """a an the this that these those there it its he she they we i you his her their our
@@ -117,6 +122,8 @@ def supports(passage_text: str, claim: str, premise: frozenset[str] = frozenset(
         return False
     if not _measures(MARKER.sub(" ", claim)) <= _measures(haystack):  # the number measures the same thing
         return False
+    if _misplaced(passage_text, claim):
+        return False
     context = article.lower() if article else haystack
 
     def found(name: str) -> bool:
@@ -125,6 +132,28 @@ def supports(passage_text: str, claim: str, premise: frozenset[str] = frozenset(
     # "the Blinken-Yermak meeting": a compound of names is there when each of them is.
     return all(found(n) or ("-" in n and all(found(part) for part in n.split("-") if len(part) > 1))
                for n in names)
+
+
+def _compass_places(text: str) -> set[tuple[str, str]]:
+    """{("north", "kore")} for "North Korea's" or "North Korean"."""
+    return {(d.lower(), _stem(p.lower())) for d, p in _COMPASS_PLACE.findall(text)}
+
+
+def _misplaced(passage_text: str, claim: str) -> bool:
+    """Whether the claim puts a person in North X where the passage, every time it
+    names them, puts them in South X (or East/West): the small model swaps them."""
+    claimed = _compass_places(claim)
+    if not claimed:
+        return False
+    for name in _FULL_NAME.findall(MARKER.sub(" ", claim)):
+        if _compass_places(name):
+            continue  # the place itself, not a person
+        titles = [_compass_places(passage_text[max(0, m.start() - _TITLE_REACH):m.start()])
+                  for m in re.finditer(re.escape(name), passage_text, re.IGNORECASE)]
+        if titles and all(any(p == place and d != direction and (p, d) not in {(q, e) for e, q in claimed}
+                                  for direction, place in claimed for d, p in title) for title in titles):
+            return True
+    return False
 
 
 def _mostly_from(passage_text: str, claim: str, share: float = 0.7) -> bool:

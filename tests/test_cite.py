@@ -136,6 +136,20 @@ def test_a_number_with_a_unit_must_measure_the_same_thing_in_the_passage(claim, 
     assert supports(passage, claim) is ok
 
 
+@pytest.mark.parametrize("claim, ok", [
+    ("The name of North Korea's defence minister is Kim Yong-hyun [1].", False),
+    ("Kim Yong-hyun is North Korea's defence minister.", False),
+    ("South Korea's defence minister is Kim Yong-hyun [1].", True),
+    ("Kim Yong-hyun, South Korea's defence minister, spoke of the North Korean troops [1].", True),
+    ("North Korean leader Kim Jong Un sent the troops [1].", True),
+    ("Austin met Kim Yong-hyun in Washington [1].", True),
+])
+def test_a_name_is_not_moved_from_south_korea_to_north_korea(claim, ok):
+    passage = ("Austin was speaking in Washington with South Korean Defense Minister Kim Yong-hyun, as concerns "
+               "grow about the North Korean troops that North Korean leader Kim Jong Un sent.")
+    assert supports(passage, claim) is ok
+
+
 def test_a_sentence_copied_from_a_passage_is_cited_to_it_not_to_one_sharing_its_names():
     passages = [SimpleNamespace(text="Kyslytsya said 10,000 North Korean troops in Russia are trained in the Far East "
                                      "by instructors, while fighting goes on in Ukraine."),
