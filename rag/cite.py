@@ -21,10 +21,15 @@ MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")  # [1], [2, 3]: shared
 _QUANTITY = re.compile(r"(\d+(?:[.,]\d+)*)\s*(%|(?:per ?cent|percent|mn|million|bn|billion|trillion)\b)?",
                        re.IGNORECASE)
 _SCALE = {"per cent": "%", "percent": "%", "mn": "million", "bn": "billion"}
+# A quantity in words is a figure too: "several hundred square kilometres" is not
+# supported by "some 600 sq km", nor by "several hundred special forces".
+_VAGUE_NUMBER = (r"(?:several|a few|a couple(?: of)?)\s+(?:dozen|hundred|thousand|million)|"
+                 r"(?:dozens|hundreds|thousands|millions)\s+of")
+_VAGUE = re.compile(rf"\b(?:{_VAGUE_NUMBER})\b", re.IGNORECASE)
 # A number with a unit of measure: "3,000 square kilometres" is not supported by "3,000
 # of them", nor "73 minutes" by "73 km". Area comes before length ("sq km" is not "km").
 _MEASURE = re.compile(
-    r"(\d+(?:[.,]\d+)*)[\s-]*(?:"
+    rf"(\d+(?:[.,]\d+)*|{_VAGUE_NUMBER})[\s-]*(?:"
     r"(?P<area>(?:sq\.?|square)\s*(?:km|kilomet(?:re|er)s?|miles?|met(?:re|er)s?)|km2|km²|hectares?)|"
     r"(?P<length>km|kilomet(?:re|er)s?|miles?|met(?:re|er)s?|feet|foot|ft)|"
     r"(?P<time>seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)|"
@@ -88,7 +93,8 @@ def _quantities(text: str) -> set[str]:
 
 def _measures(text: str) -> set[tuple[str, str]]:
     """(number, dimension) pairs: {("3000", "area")} for "3,000 sq km"."""
-    return {(m.group(1).rstrip(".,"), m.lastgroup or "") for m in _MEASURE.finditer(normalize_numbers(text))}
+    return {(" ".join(m.group(1).lower().rstrip(".,").split()), m.lastgroup or "")
+            for m in _MEASURE.finditer(normalize_numbers(text))}
 
 
 def key_terms(text: str) -> tuple[set[str], set[str]]:
@@ -121,6 +127,8 @@ def supports(passage_text: str, claim: str, premise: frozenset[str] = frozenset(
     if any(n not in passage_numbers for n in numbers):
         return False
     if not _measures(MARKER.sub(" ", claim)) <= _measures(haystack):  # the number measures the same thing
+        return False
+    if any(" ".join(v.lower().split()) not in " ".join(haystack.split()) for v in _VAGUE.findall(claim)):
         return False
     if _misplaced(passage_text, claim):
         return False

@@ -137,6 +137,18 @@ def test_a_number_with_a_unit_must_measure_the_same_thing_in_the_passage(claim, 
 
 
 @pytest.mark.parametrize("claim, ok", [
+    ("Zelenskyy's troops control several hundred square kilometres of Kursk [1].", False),
+    ("Zelenskyy's troops control some 600 sq km of Kursk [1].", True),
+    ("Several hundred special forces are among them [1].", True),
+    ("Hundreds of officers are among them [1].", False),
+])
+def test_a_quantity_in_words_must_be_in_the_passage(claim, ok):
+    passage = ("Zelenskyy said his troops are occupying some 600 sq km of land in Kursk. There are upwards of 12,000 "
+               "North Koreans, including several hundred special forces, 500 officers and three generals.")
+    assert supports(passage, claim) is ok
+
+
+@pytest.mark.parametrize("claim, ok", [
     ("The name of North Korea's defence minister is Kim Yong-hyun [1].", False),
     ("Kim Yong-hyun is North Korea's defence minister.", False),
     ("South Korea's defence minister is Kim Yong-hyun [1].", True),
