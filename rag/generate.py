@@ -52,6 +52,10 @@ class LocalLLM:
                 n_batch=512,
                 flash_attn=True,  # measured: prompt 94 vs 87 tokens/s on 2 cores
                 draft_model=draft,  # answers copy from the passages: drafts from the prompt often hit
+                # A draft model needs every token's logits; llama-cpp-python 0.3.36 switches that on
+                # by itself but sizes its logits buffer by this argument, and a prompt past n_batch
+                # tokens then fails ("could not broadcast input array").
+                logits_all=draft is not None,
                 # Quiet, but while loading, llama-cpp-python points file descriptors 1 and 2
                 # at /dev/null for the whole process: so the model is never loaded in the
                 # background (that swallowed the warning of an index being rebuilt).
