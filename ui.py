@@ -1,5 +1,4 @@
 """Start the web UI: `python ui.py [HOST] [PORT]`, or set RAG_UI_HOST / RAG_UI_PORT (default 127.0.0.1:7860)."""
-import os
 import sys
 
 from rag.config import Settings
@@ -8,9 +7,7 @@ from rag.ui_app import launch
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    host = args[0] if args else os.environ.get("RAG_UI_HOST", "127.0.0.1")
-    port = int(args[1] if len(args) > 1 else os.environ.get("RAG_UI_PORT", "7860"))
     try:
-        launch(Settings(), host=host, port=port)
+        launch(Settings(), host=args[0] if args else None, port=args[1] if len(args) > 1 else None)
     except RagError as exc:
         sys.exit(f"error: {exc}")

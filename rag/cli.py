@@ -153,8 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = add("ui", "start the web UI", corpus=True)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--host", help="address to bind (default: RAG_UI_HOST, else 127.0.0.1, this machine only)")
+    p.add_argument("--port", help="port (default: RAG_UI_PORT, else 7860)")
     p.add_argument("--share", action="store_true", help="create a public Gradio share link (off by default)")
     p.set_defaults(func=cmd_ui)
     return parser

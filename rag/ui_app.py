@@ -29,7 +29,7 @@ from typing import Any
 import gradio as gr
 
 from .config import Settings
-from .errors import CorpusError, RagError
+from .errors import CorpusError, InputError, RagError
 
 log = logging.getLogger(__name__)
 
@@ -598,10 +598,20 @@ def launch_options() -> dict:
     }
 
 
-def launch(settings: Settings, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
+def address(host: str | None = None, port: str | int | None = None) -> tuple[str, int]:
+    """Host and port as given, else from RAG_UI_HOST / RAG_UI_PORT, else 127.0.0.1:7860."""
+    host = host or os.environ.get("RAG_UI_HOST") or "127.0.0.1"
+    text = str(port or os.environ.get("RAG_UI_PORT") or 7860)
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise InputError(f"Port {text!r} is not a port number: give one from 1 to 65535 (or unset RAG_UI_PORT).")
+    return host, int(text)
+
+
+def launch(settings: Settings, host: str | None = None, port: str | int | None = None, share: bool = False,
            allow_public: bool | None = None) -> None:
     """Serve the UI (blocks until stopped). Binding beyond this machine or sharing needs
     RAG_UI_PASSWORD (login as user "rag"), or an explicit allow_public / RAG_UI_ALLOW_PUBLIC=1."""
+    host, port = address(host, port)
     password = os.environ.get(PASSWORD_ENV) or None
     if allow_public is None:
         allow_public = os.environ.get(ALLOW_PUBLIC_ENV, "").lower() in ("1", "true", "yes")

@@ -402,8 +402,8 @@ def test_launch_binds_localhost_and_needs_a_password_to_go_public(tmp_path, monk
 
     seen: list[dict] = []
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: seen.append(kw))
-    monkeypatch.delenv("RAG_UI_PASSWORD", raising=False)
-    monkeypatch.delenv("RAG_UI_ALLOW_PUBLIC", raising=False)
+    for var in ("RAG_UI_PASSWORD", "RAG_UI_ALLOW_PUBLIC", "RAG_UI_HOST", "RAG_UI_PORT"):
+        monkeypatch.delenv(var, raising=False)
     settings = Settings(corpus_dir=tmp_path, index_dir=tmp_path / "index")
 
     launch(settings)
@@ -419,3 +419,19 @@ def test_launch_binds_localhost_and_needs_a_password_to_go_public(tmp_path, monk
     monkeypatch.delenv("RAG_UI_PASSWORD")
     launch(settings, host="0.0.0.0", allow_public=True)
     assert seen[-1]["auth"] is None
+
+
+def test_address_comes_from_arguments_then_environment_and_a_bad_port_is_refused(monkeypatch):
+    from rag.errors import InputError
+    from rag.ui_app import address
+
+    monkeypatch.delenv("RAG_UI_HOST", raising=False)
+    monkeypatch.delenv("RAG_UI_PORT", raising=False)
+    assert address() == ("127.0.0.1", 7860)
+    monkeypatch.setenv("RAG_UI_HOST", "0.0.0.0")
+    monkeypatch.setenv("RAG_UI_PORT", "8000")
+    assert address() == ("0.0.0.0", 8000)
+    assert address("127.0.0.1", "9000") == ("127.0.0.1", 9000)
+    for bad in ("abc", "0", "70000"):
+        with pytest.raises(InputError, match=f"Port '{bad}'"):
+            address(port=bad)
