@@ -151,15 +151,17 @@ def _misplaced(passage_text: str, claim: str) -> bool:
     """Whether the claim puts a person in North X where the passage, every time it
     names them, puts them in South X (or East/West): the small model swaps them."""
     claimed = _compass_places(claim)
-    if not claimed:
-        return False
-    for name in _FULL_NAME.findall(MARKER.sub(" ", claim)):
+    places = {place for _, place in claimed}
+
+    def contradicts(title: set[tuple[str, str]]) -> bool:  # "South Korean" where the claim says only "North Korea"
+        return any(place in places and (direction, place) not in claimed for direction, place in title)
+
+    for name in _FULL_NAME.findall(MARKER.sub(" ", claim)) if claimed else []:
         if _compass_places(name):
             continue  # the place itself, not a person
         titles = [_compass_places(passage_text[max(0, m.start() - _TITLE_REACH):m.start()])
                   for m in re.finditer(re.escape(name), passage_text, re.IGNORECASE)]
-        if titles and all(any(p == place and d != direction and (p, d) not in {(q, e) for e, q in claimed}
-                                  for direction, place in claimed for d, p in title) for title in titles):
+        if titles and all(contradicts(t) for t in titles):
             return True
     return False
 
