@@ -78,6 +78,34 @@ def normalize_numbers(text: str) -> str:
     return _THOUSANDS.sub("", text)
 
 
+# Units are written both ways: "600 sq km" must match "square kilometres" for BM25.
+_UNIT_SPELLINGS = ((re.compile(r"\bsq\.?(?=\s*(?:km|mi)\b)", re.IGNORECASE), "square"),
+                   (re.compile(r"(?<=\d)(?=kms?\b)", re.IGNORECASE), " "),  # "50km" -> "50 km"
+                   (re.compile(r"\bkms?\b", re.IGNORECASE), "kilometres"))
+
+
+# A question about a size or distance finds passages that give it in units it does not
+# name: "How big is the area held?" is answered by "600 sq km".
+_DIMENSION_UNITS = (
+    (re.compile(r"\bhow (big|large|much)\b.*\b(area|territory|land)\b|\bwhat area\b", re.IGNORECASE),
+     "square kilometres miles"),
+    (re.compile(r"\bhow far\b|\bwhat distance\b", re.IGNORECASE), "kilometres miles"),
+    (re.compile(r"\bhow high\b|\bwhat altitude\b", re.IGNORECASE), "altitude kilometres metres feet"),
+)
+
+
+def unit_words(question: str) -> str:
+    """Units of the dimension the question asks about, for the lexical search."""
+    return " ".join(units for pattern, units in _DIMENSION_UNITS if pattern.search(question))
+
+
+def _lexical_text(text: str) -> str:
+    text = normalize_numbers(text)
+    for pattern, spelled in _UNIT_SPELLINGS:
+        text = pattern.sub(spelled, text)
+    return text
+
+
 class Retriever:
     def __init__(self, index: Index, embedder: Embedder) -> None:
         import bm25s
@@ -98,7 +126,7 @@ class Retriever:
         import bm25s
         import Stemmer  # PyStemmer: "longest" finds "long", "troops" finds "troop"
 
-        return bm25s.tokenize([normalize_numbers(t) for t in texts], stopwords=_stopwords(),
+        return bm25s.tokenize([_lexical_text(t) for t in texts], stopwords=_stopwords(),
                               stemmer=Stemmer.Stemmer("english"), show_progress=False)
 
     def article(self, doc_id: str) -> str:
@@ -117,7 +145,7 @@ class Retriever:
     def _lexical(self, query: str, n: int, allowed: set[int] | None) -> list[tuple[int, float]]:
         if self._bm25 is None:
             return []
-        tokens = self._tokens([query])
+        tokens = self._tokens([f"{query} {unit_words(query)}"])
         if not tokens.vocab:
             return []
         # Ask for more than n so a document filter still leaves enough.

@@ -9,7 +9,7 @@ import pytest
 
 from rag.config import Settings
 from rag.index import sync
-from rag.retrieve import Retriever, _scaled, figures, normalize_numbers
+from rag.retrieve import Retriever, _lexical_text, _scaled, figures, normalize_numbers, unit_words
 
 from .conftest import FakeEmbedder
 
@@ -119,3 +119,28 @@ def test_a_passage_with_a_new_figure_outranks_another_copy_of_a_known_one(tmp_pa
     assert "c" not in [p.chunk.doc_id for p in search(r, question, 2)]  # two copies of 10,000 win on similarity
     found = r.search(question, 2, 30, 3, None, Settings().lexical_weight, figure_bonus=2.0)
     assert "c" in [p.chunk.doc_id for p in found]  # so both figures are shown
+
+
+def test_units_are_spelled_out_for_the_lexical_search() -> None:
+    assert _lexical_text("some 600 sq km, 50km away, 1,000 km") == "some 600 square kilometres, 50 kilometres away, 1000 kilometres"
+    assert _lexical_text("Kim said so") == "Kim said so"
+
+
+@pytest.mark.parametrize("question, units", [
+    ("How big is the area of Kursk held by Ukrainian forces?", "square kilometres miles"),
+    ("How far did the missile fly?", "kilometres miles"),
+    ("How high did it go?", "altitude kilometres metres feet"),
+    ("How many troops are in Kursk?", ""),
+    ("How big is the North Korean force?", ""),
+])
+def test_a_question_about_a_dimension_searches_its_units(question, units) -> None:
+    assert unit_words(question) == units
+
+
+def test_an_area_in_abbreviated_units_is_found_for_a_question_that_names_none(tmp_path) -> None:
+    r = retriever(tmp_path, {
+        "a": "Ukraine's troops hold some 600 sq km of land in Kursk, Zelenskyy said.",
+        "b": "Ukraine's troops in Kursk held the land they took, Zelenskyy said on Thursday.",
+    })
+    best = search(r, ["How big is the area of land in Kursk held by Ukraine's troops?"], 1, lexical_weight=5.0)[0]
+    assert best.chunk.doc_id == "a"
