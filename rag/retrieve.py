@@ -84,6 +84,13 @@ _UNIT_SPELLINGS = ((re.compile(r"\bsq\.?(?=\s*(?:km|mi)\b)", re.IGNORECASE), "sq
                    (re.compile(r"\bkms?\b", re.IGNORECASE), "kilometres"))
 
 
+def _lexical_text(text: str) -> str:
+    text = normalize_numbers(text)
+    for pattern, spelled in _UNIT_SPELLINGS:
+        text = pattern.sub(spelled, text)
+    return text
+
+
 # A question about a size or distance finds passages that give it in units it does not
 # name: "How big is the area held?" is answered by "600 sq km".
 _DIMENSION_UNITS = (
@@ -97,13 +104,6 @@ _DIMENSION_UNITS = (
 def unit_words(question: str) -> str:
     """Units of the dimension the question asks about, for the lexical search."""
     return " ".join(units for pattern, units in _DIMENSION_UNITS if pattern.search(question))
-
-
-def _lexical_text(text: str) -> str:
-    text = normalize_numbers(text)
-    for pattern, spelled in _UNIT_SPELLINGS:
-        text = pattern.sub(spelled, text)
-    return text
 
 
 class Retriever:
