@@ -151,12 +151,14 @@ def _misplaced(passage_text: str, claim: str) -> bool:
     """Whether the claim puts a person in North X where the passage, every time it
     names them, puts them in South X (or East/West): the small model swaps them."""
     claimed = _compass_places(claim)
+    if not claimed:
+        return False
     places = {place for _, place in claimed}
 
     def contradicts(title: set[tuple[str, str]]) -> bool:  # "South Korean" where the claim says only "North Korea"
         return any(place in places and (direction, place) not in claimed for direction, place in title)
 
-    for name in _FULL_NAME.findall(MARKER.sub(" ", claim)) if claimed else []:
+    for name in _FULL_NAME.findall(MARKER.sub(" ", claim)):
         if _compass_places(name):
             continue  # the place itself, not a person
         titles = [_compass_places(passage_text[max(0, m.start() - _TITLE_REACH):m.start()])
