@@ -20,7 +20,10 @@ import numpy as np
 from .chunking import Chunk, split_sentences
 from .embedding import Embedder
 from .index import Index
+from .ingest import decode
 
+_ABUT = 2  # characters of whitespace between the two halves of a sentence cut between chunks
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*$")
 _RRF_K = 60  # the usual constant from Cormack et al.; damps the weight of top ranks
 
 # Measured on the evaluation set (k=4): reciprocal-rank fusion recalled 0.849 of the
@@ -114,6 +117,7 @@ class Retriever:
         self.index = index
         self.embedder = embedder
         self._articles: dict[str, list[str]] = {}
+        self._texts: dict[str, str] = {}  # source files' text, read when chunks are merged
         for c in index.chunks:
             self._articles.setdefault(c.doc_id, []).append(c.text)
         self._bm25 = None
@@ -128,6 +132,24 @@ class Retriever:
 
         return bm25s.tokenize([_lexical_text(t) for t in texts], stopwords=_stopwords(),
                               stemmer=Stemmer.Stemmer("english"), show_progress=False)
+
+    def _merge(self, p: Passage, c: Chunk, limit: int) -> Passage | None:
+        """One passage covering both, cut from the source file so its offsets stay exact;
+        None if that would exceed ``limit`` characters or the file no longer matches."""
+        a = p.chunk
+        start, end = min(a.start, c.start), max(a.end, c.end)
+        if end - start > limit:
+            return None
+        if a.doc_id not in self._texts:
+            try:
+                self._texts[a.doc_id] = decode(p.path.read_bytes(), p.path) or ""
+            except OSError:  # gone since it was indexed: the chunks stay apart
+                self._texts[a.doc_id] = ""
+        text = self._texts[a.doc_id]
+        gap = text[min(a.end, c.end):max(a.start, c.start)]  # between them, if they do not overlap
+        if text[a.start:a.end] != a.text or text[c.start:c.end] != c.text or (gap and not gap.isspace()):
+            return None
+        return replace(p, chunk=Chunk(a.doc_id, min(a.ordinal, c.ordinal), start, end, text[start:end]))
 
     def article(self, doc_id: str) -> str:
         """The indexed text of a whole document (its chunks; overlaps repeat)."""
@@ -208,15 +230,20 @@ class Retriever:
             if key in seen_text:
                 continue
             seen_text.add(key)
-            # Overlapping chunks of one article become one longer passage, so the
-            # model is not shown the same sentences twice under two numbers.
+            # Overlapping chunks of one article become one longer passage, so the model is
+            # not shown the same sentences twice under two numbers; so do the halves of a
+            # sentence too long for one chunk ("… and Major General Shin Geum Cheol, head of
+            # the main" | "operational directorate."), which it would read as separate facts.
             j = next((j for j, p in enumerate(picked) if p.chunk.doc_id == c.doc_id
-                      and c.start < p.chunk.end and c.end > p.chunk.start), None)
+                      and (_overlap(p.chunk, c) or _cut_sentence(p.chunk, c))), None)
             if j is not None:
-                if max(c.end, picked[j].chunk.end) - min(c.start, picked[j].chunk.start) <= limit:
-                    picked[j] = _merge(picked[j], c)
+                merged = self._merge(picked[j], c, limit)
+                if merged:
+                    picked[j] = merged
                     shown |= figs.get(i, set())
-                continue
+                    continue
+                if _overlap(picked[j].chunk, c):
+                    continue  # overlapping but too long together: the better one stands for both
             if per_doc.get(c.doc_id, 0) >= max_per_doc:
                 continue
             if len(picked) == k:
@@ -268,6 +295,16 @@ class Retriever:
         return [focused[i] for i in sorted(fused, key=lambda i: -fused[i])[:k]]
 
 
+def _overlap(a: Chunk, b: Chunk) -> bool:
+    return a.start < b.end and b.start < a.end
+
+
+def _cut_sentence(a: Chunk, b: Chunk) -> bool:
+    """The two chunks are the halves of a sentence too long for one chunk."""
+    first, second = (a, b) if a.start < b.start else (b, a)
+    return 0 <= second.start - first.end <= _ABUT and not _SENTENCE_END.search(first.text)
+
+
 def _scaled(hits: list[tuple[int, float]]) -> list[tuple[int, float]]:
     """Scores mapped to 0..1 over the candidates (best 1, last 0), so a cosine and a
     BM25 score can be added."""
@@ -275,14 +312,3 @@ def _scaled(hits: list[tuple[int, float]]) -> list[tuple[int, float]]:
         return []
     lo, hi = min(s for _, s in hits), max(s for _, s in hits)
     return [(i, (s - lo) / (hi - lo) if hi > lo else 1.0) for i, s in hits]
-
-
-def _merge(p: Passage, c: Chunk) -> Passage:
-    a = p.chunk
-    text = a.text
-    if c.start < a.start:
-        text = c.text[: a.start - c.start] + text
-    if c.end > a.end:
-        text = text + c.text[a.end - c.start :]
-    merged = Chunk(a.doc_id, min(a.ordinal, c.ordinal), min(a.start, c.start), max(a.end, c.end), text)
-    return replace(p, chunk=merged)

@@ -89,6 +89,19 @@ def test_overlapping_chunks_come_back_as_one_passage_with_exact_offsets(tmp_path
             assert p.chunk.end <= q.chunk.start or q.chunk.end <= p.chunk.start  # no passage overlaps another
 
 
+def test_halves_of_a_sentence_too_long_for_a_chunk_come_back_as_one_passage(tmp_path) -> None:
+    generals = ("The envoy named the generals as General Kim, deputy chief of the general staff for special "
+                "operations; General Lee, deputy chief of the general staff and head of the reconnaissance "
+                "directorate; and General Shin, head of the main operational directorate.")
+    text = f"{FILLER} {generals} Rain fell on the hills all week."
+    r = retriever(tmp_path, {"a": text}, chunk_size=150, chunk_overlap=0)
+    assert any(c.text.endswith("general staff") for c in r.index.chunks)  # cut inside the sentence
+    found = search(r, ["Which general heads the reconnaissance directorate, the envoy named generals"], 4)
+    whole = [p for p in found if generals in p.text]
+    assert whole and text[whole[0].chunk.start:whole[0].chunk.end] == whole[0].text  # exact offsets
+    assert not any(p.text.endswith("general staff") for p in found)
+
+
 def test_k_larger_than_the_index_returns_what_there_is(tmp_path) -> None:
     r = retriever(tmp_path, {"a": "One short article about rain."})
     found = search(r, ["rain"], 10)
