@@ -254,7 +254,6 @@ class Retriever:
             picked.append(Passage(c, info.title, self.index.source_path(c.doc_id), fused[i], similarity[i]))
         return picked
 
-
     def focus(self, passages: list[Passage], queries: Sequence[str], max_chars: int, k: int) -> list[Passage]:
         """Trim each passage to its most relevant run of whole sentences, then keep the best ``k``.
 
