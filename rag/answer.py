@@ -159,11 +159,23 @@ class Engine:
                                            Timings(retrieval_s, None, time.perf_counter() - t0))
                 return
             first: float | None = None
-            for extractive in (False, True):
-                built = prompt.build(standalone, passages, context, self.llm, self.settings.max_tokens,
-                                     self.settings.history_turns, extractive=extractive)
-                if extractive:
-                    yield "\n\n"  # the second look streams below the first
+            look = self.settings.second_look
+            looks = ["answer"]
+            if look and max(p.similarity for p in passages) >= look:
+                # The second look, while the model keeps declining although a passage is on
+                # topic: ask it to quote the answer, then to answer again with the passages in
+                # reverse order (a 1.5B model reads the first passage hardest, and a near miss
+                # there can make it decline an answer that sits in another).
+                looks += ["quote", "reversed"]
+            shown = passages
+            for n, kind in enumerate(looks):
+                extractive = kind == "quote"
+                built = prompt.build(standalone, shown[::-1] if kind == "reversed" else shown, context, self.llm,
+                                     self.settings.max_tokens, self.settings.history_turns, extractive=extractive)
+                if n == 0:
+                    shown = built.passages  # those that fitted, so reversing them keeps the best
+                if n:
+                    yield "\n\n"  # each look streams below the one before
                 pieces: list[str] = []
                 for delta in self.llm.stream(built.messages, self.settings.max_tokens, temp):
                     first = first or time.perf_counter() - t0
@@ -172,13 +184,12 @@ class Engine:
                 raw = "".join(pieces)
                 result = _finish(_whole_sentences(raw, built.passages) if extractive else raw, built.passages, premise,
                                  [self.retriever.article(p.chunk.doc_id) for p in built.passages])
-                if extractive:  # keep the quote only if it is cited and about the question
-                    if not result[2] and _on_question(standalone, history, result[1]):
-                        text, citations, declined = result
-                    break
-                text, citations, declined = result
-                best = max(p.similarity for p in passages)
-                if not declined or not self.settings.second_look or best < self.settings.second_look:
+                # A later look counts only if it answers, with the kind of answer asked for, and a
+                # quote only if the passages it cites are about the question.
+                if n == 0 or (not result[2] and _fits_question(standalone, result[0])
+                              and (not extractive or _on_question(standalone, history, result[1]))):
+                    text, citations, declined = result
+                if not declined:
                     break
             if not declined and not _fits_question(standalone, text):
                 text, citations, declined = prompt.DECLINE, [], True

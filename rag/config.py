@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     max_tokens: int = Field(300, ge=16, le=4096, description="Longest answer, in tokens.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 gives the same answer to the same question.")
     prompt_lookup_tokens: int = Field(0, ge=0, le=64, description="Prompt-lookup decoding: tokens drafted from the passages per step (0 = off).")
-    second_look: float = Field(0.4, ge=0.0, le=1.0, description="When the model declines but a passage is at least this similar to the question, ask it once more to quote the answer (0 = never). On by default: the small model declines some answers it has in front of it.")
+    second_look: float = Field(0.4, ge=0.0, le=1.0, description="When the model declines but a passage is at least this similar to the question, ask it to quote the answer, and if that fails too, to answer again with the passages in reverse order (0 = never). On by default: the small model declines some answers it has in front of it.")
     history_turns: int = Field(3, ge=0, le=20, description="Earlier question/answer pairs used to rewrite a follow-up into a standalone question.")
 
     @model_validator(mode="after")
