@@ -174,7 +174,7 @@ class Engine:
                                      self.settings.max_tokens, self.settings.history_turns, extractive=extractive)
                 if n == 0:
                     shown = built.passages  # those that fitted, so reversing them keeps the best
-                if n:
+                else:
                     yield "\n\n"  # each look streams below the one before
                 pieces: list[str] = []
                 for delta in self.llm.stream(built.messages, self.settings.max_tokens, temp):
