@@ -169,6 +169,8 @@ class Engine:
                 looks += ["quote", "reversed"]
             shown = passages
             for n, kind in enumerate(looks):
+                if kind == "reversed" and len(shown) < 2:
+                    break  # one passage reads the same either way
                 extractive = kind == "quote"
                 built = prompt.build(standalone, shown[::-1] if kind == "reversed" else shown, context, self.llm,
                                      self.settings.max_tokens, self.settings.history_turns, extractive=extractive)

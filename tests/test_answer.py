@@ -170,6 +170,13 @@ def test_a_question_the_passages_do_not_answer_is_declined_after_every_look(sett
     assert len(llm.calls) == 3 and answer.declined and answer.citations == []
 
 
+def test_a_single_passage_is_not_read_again_in_reverse(settings, fake_embedder):
+    llm = FakeLLM(["The articles don't say.", "The articles don't say.", "never used"])
+    engine = Engine(settings.model_copy(update={"second_look": 0.1}), llm=llm, embedder=fake_embedder)
+    answer = engine.ask("How many people does the army plan to recruit, Lytvynenko told parliament?", k=1)
+    assert len(llm.calls) == 2 and answer.declined
+
+
 def test_second_look_is_not_taken_when_switched_off(settings, fake_embedder):
     llm = FakeLLM(["The articles don't say.", "never used"])
     engine = Engine(settings.model_copy(update={"second_look": 0.0}), llm=llm, embedder=fake_embedder)
