@@ -23,7 +23,7 @@ from pathlib import Path
 from .answer import Answer, get_engine
 from .chunking import split_sentences
 from .config import Settings
-from .ingest import decode
+from .ingest import read_source
 from .retrieve import normalize_numbers
 
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -88,7 +88,7 @@ def markers_resolve(answer: Answer) -> bool:
     if any(int(m) not in by_marker for m in _MARKER.findall(answer.text)):
         return False
     for c in answer.citations:
-        source = decode(Path(c.path).read_bytes(), Path(c.path))
+        source = read_source(Path(c.path))
         if source is None or source[c.start : c.end] != c.text:
             return False
     return True

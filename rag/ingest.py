@@ -151,6 +151,15 @@ def decode(data: bytes, path: Path) -> str | None:
     return text
 
 
+def read_source(path: Path) -> str | None:
+    """A file's text as the index decoded it (chunk and citation offsets refer to it), or
+    None if it is gone or no longer text."""
+    try:
+        return decode(path.read_bytes(), path)
+    except OSError:
+        return None
+
+
 def load_document(path: Path) -> Document | None:
     try:
         data = path.read_bytes()

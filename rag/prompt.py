@@ -147,7 +147,7 @@ def build_rewrite(question: str, history: Sequence[tuple[str, str]], history_tur
     """Messages asking the model to make a follow-up standalone (see REWRITE_SYSTEM)."""
     turns = [f"User: {neutralize(user)}\nAssistant: {neutralize(strip_markers(assistant))[:_REWRITE_ANSWER_CHARS]}"
              for user, assistant in list(history)[-max(history_turns, 1):]]
-    user_msg = (f"Conversation:\n" + "\n".join(turns) + f"\n\nFollow-up question: {neutralize(question)}\n\n"
+    user_msg = ("Conversation:\n" + "\n".join(turns) + f"\n\nFollow-up question: {neutralize(question)}\n\n"
                 + REWRITE_INSTRUCTIONS)
     return [{"role": "system", "content": REWRITE_SYSTEM}, {"role": "user", "content": user_msg}]
 

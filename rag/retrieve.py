@@ -20,7 +20,7 @@ import numpy as np
 from .chunking import Chunk, split_sentences
 from .embedding import Embedder
 from .index import Index
-from .ingest import decode
+from .ingest import read_source
 
 _ABUT = 2  # characters of whitespace between the two halves of a sentence cut between chunks
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*$")
@@ -141,10 +141,7 @@ class Retriever:
         if end - start > limit:
             return None
         if a.doc_id not in self._texts:
-            try:
-                self._texts[a.doc_id] = decode(p.path.read_bytes(), p.path) or ""
-            except OSError:  # gone since it was indexed: the chunks stay apart
-                self._texts[a.doc_id] = ""
+            self._texts[a.doc_id] = read_source(p.path) or ""  # gone since indexed: the chunks stay apart
         text = self._texts[a.doc_id]
         gap = text[min(a.end, c.end):max(a.start, c.start)]  # between them, if they do not overlap
         if text[a.start:a.end] != a.text or text[c.start:c.end] != c.text or (gap and not gap.isspace()):

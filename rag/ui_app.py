@@ -206,19 +206,11 @@ def chat_messages(turns: list[dict], pending: tuple[str, str] | None = None) -> 
 # --- sources panel ------------------------------------------------------------------
 
 
-def read_source(path: Path) -> str | None:
-    """The file's text as the index decoded it (offsets refer to this)."""
-    from .ingest import decode
-
-    try:
-        return decode(path.read_bytes(), path)
-    except OSError:
-        return None
-
-
 def context_of(citation: dict, window: int = CONTEXT_CHARS) -> dict:
     """The cited span with up to ``window`` characters of its article on each side."""
     start, end = citation["start"], citation["end"]
+    from .ingest import read_source
+
     text = read_source(Path(citation["file"]))
     if text is None or text[start:end] != citation["text"]:  # file gone or changed since indexing
         return {"before": "", "span": citation["text"], "after": "", "start": start, "end": end,
