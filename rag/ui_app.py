@@ -30,6 +30,7 @@ import gradio as gr
 
 from .config import Settings
 from .errors import CorpusError, InputError, RagError
+from .ingest import load_document, read_source
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +210,6 @@ def chat_messages(turns: list[dict], pending: tuple[str, str] | None = None) -> 
 def context_of(citation: dict, window: int = CONTEXT_CHARS) -> dict:
     """The cited span with up to ``window`` characters of its article on each side."""
     start, end = citation["start"], citation["end"]
-    from .ingest import read_source
-
     text = read_source(Path(citation["file"]))
     if text is None or text[start:end] != citation["text"]:  # file gone or changed since indexing
         return {"before": "", "span": citation["text"], "after": "", "start": start, "end": end,
@@ -301,8 +300,6 @@ class _WarningCatcher(logging.Handler):
 
 def check_upload(path: Path, original_name: str, corpus_dir: Path, known_sha: dict[str, str]) -> tuple[str, str]:
     """(safe name, "") when the file can be added, else (display name, reason)."""
-    from .ingest import load_document
-
     name = safe_filename(original_name)
     shown = name or Path(original_name or "?").name or "?"
     if name is None:
