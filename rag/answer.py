@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from . import cite, prompt
@@ -41,6 +42,12 @@ class Citation:
     end: int
     text: str
     score: float  # cosine similarity of the passage to the question
+    # The article's metadata, None where unknown (never guessed: a file's mtime is no publication date).
+    source: str | None = None  # the outlet, e.g. "Reuters"
+    published: date | None = None
+    author: str | None = None
+    url: str | None = None
+    page: int | None = None  # 1-based page of a PDF, None for other formats
 
 
 @dataclass(frozen=True)
