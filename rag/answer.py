@@ -99,16 +99,15 @@ class Engine:
     def __init__(self, settings: Settings, llm: ChatModel | None = None, embedder=None,
                  progress: bool = False) -> None:
         self.settings = settings
+        # The LLM worker process starts first, so the model loads while the embedder and the index do.
+        self._llm = llm or get_llm(settings, progress=progress)
         self.embedder = embedder or get_embedder(settings)
-        self._llm = llm
         self._lock = threading.Lock()
         self._progress = progress
         self.refresh(force=True)
 
     @property
     def llm(self) -> ChatModel:
-        if self._llm is None:
-            self._llm = get_llm(self.settings, progress=self._progress)
         return self._llm
 
     def refresh(self, force: bool = False) -> Index:

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +45,7 @@ class Row:
 
 def baseline_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"chunk_size": 700, "chunk_overlap": 0, "top_k": 4, "lexical_weight": 0.0,
-                                       "max_per_doc": 20, "figure_bonus": 0.0, "prompt_lookup_tokens": 0,
+                                       "max_per_doc": 20, "figure_bonus": 0.0,
                                        "second_look": 0.0, "embedder_backend": "torch", "embedder_dtype": "float32",
                                        "ivf_threshold": 10**12,
                                        "index_dir": settings.cache_dir / "bench-baseline-index"})
@@ -135,17 +135,17 @@ def _retrieval(sizes: list[int], settings: Settings, dim: int = 384, queries: in
     return rows
 
 
-def _llm_speed(settings: Settings) -> dict[str, float]:
+def _llm_speed(settings: Settings, llm=None) -> dict[str, float]:  # noqa: ANN001 (any ChatModel with reset)
     """Prompt tokens/s, time to first token and generation tokens/s for one fixed prompt."""
     from .answer import get_engine
     from .prompt import build
 
     engine = get_engine(settings)
-    llm = engine.llm
+    llm = llm or engine.llm
     passages = engine.retrieve(QUESTION, [], settings.top_k)
     prompt = build(QUESTION, passages, [], llm, settings.max_tokens, 0)
     list(llm.stream([{"role": "user", "content": "Hi"}], 1, 0.0))  # weights paged in: cold start is its own row
-    llm._llama.reset()  # type: ignore[attr-defined]  # no KV reuse: measure a cold prompt
+    llm.reset()  # no KV reuse: measure a cold prompt
     n_prompt = llm.count_tokens("".join(m["content"] for m in prompt.messages))
     t0 = time.perf_counter()
     first = None
@@ -156,6 +156,50 @@ def _llm_speed(settings: Settings) -> dict[str, float]:
     total = time.perf_counter() - t0
     return {"prompt_tokens": n_prompt, "prompt_tps": n_prompt / first, "ttft": first,  # type: ignore[operator]
             "gen_tps": (n_gen - 1) / max(total - first, 1e-9)}
+
+
+def _worker_rows(settings: Settings, quick: bool) -> list[Row]:
+    """The LLM in its worker process (ours) against the same model loaded in this process
+    (baseline: how it ran before), the same questions asked of each in turn; then llama.cpp's
+    safe CPU kernels (ours) against its fast ones (baseline), both in this process."""
+    from .answer import Engine, get_engine
+    from .evaluate import load_items
+    from .generate import LocalLLM
+    from .models import llm_spec
+
+    worker = get_engine(settings)
+    spec = replace(llm_spec(settings), kernels=worker.llm.kernels)  # type: ignore[attr-defined]
+    local = LocalLLM(spec)
+    try:
+        in_process = Engine(settings, llm=local, embedder=worker.embedder)
+        questions = [i.question for i in load_items() if not i.history][: 2 if quick else 20]
+        seconds: dict[str, list[float]] = {"local": [], "worker": []}
+        ttft: dict[str, list[float]] = {"local": [], "worker": []}
+        for question in questions:
+            for name, engine in (("local", in_process), ("worker", worker)):
+                timings = engine.ask(question).timings
+                seconds[name].append(timings.total_s)
+                if timings.first_token_s is not None:
+                    ttft[name].append(timings.first_token_s)
+        b, o = _llm_speed(settings, local), _llm_speed(settings, worker.llm)
+    finally:
+        local.close()
+    rows = [Row("worker: LLM prompt processing (in process vs worker)", "tokens/s", b["prompt_tps"], o["prompt_tps"]),
+            Row("worker: time to first token p50 (in process vs worker)", "s", statistics.median(ttft["local"]),
+                statistics.median(ttft["worker"])),
+            Row("worker: answer latency p50 (in process vs worker)", "s", statistics.median(seconds["local"]),
+                statistics.median(seconds["worker"]))]
+    speeds = {}
+    for kernels in ("fast", "safe"):
+        llm = LocalLLM(replace(spec, kernels=kernels))
+        try:
+            speeds[kernels] = _llm_speed(settings, llm)
+        finally:
+            llm.close()
+    return rows + [Row("kernels: LLM prompt processing (fast vs safe)", "tokens/s", speeds["fast"]["prompt_tps"],
+                       speeds["safe"]["prompt_tps"]),
+                   Row("kernels: LLM generation (fast vs safe)", "tokens/s", speeds["fast"]["gen_tps"],
+                       speeds["safe"]["gen_tps"])]
 
 
 def _e2e(settings: Settings, limit: int | None) -> dict[str, float]:
@@ -216,6 +260,8 @@ def run_bench(settings: Settings, quick: bool = False, out: Path | None = None, 
           Row("LLM prompt processing", "tokens/s", b["prompt_tps"], o["prompt_tps"]),
           Row("LLM time to first token", "s", b["ttft"], o["ttft"]),
           Row("LLM generation", "tokens/s", b["gen_tps"], o["gen_tps"])])
+
+    show(_worker_rows(settings, quick))
 
     limit = 1 if quick else eval_limit
     b, o = _e2e(base, limit), _e2e(settings, limit)

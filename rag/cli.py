@@ -1,4 +1,4 @@
-"""The `rag` command: index, ask, chat, eval, ui, bench.
+"""The `rag` command: index, ask, chat, eval, bench, doctor, ui.
 
 A thin adapter: parses arguments, calls the library, turns RagError into a
 message and a non-zero exit. Heavy imports happen inside the commands so that
@@ -108,6 +108,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import report
+
+    rows = report(_settings(args), live=not args.no_llm)
+    for section, line, ok in rows:
+        print(f"{'ok ' if ok else 'BAD'} {section:<9} {line}")
+    return 0 if all(ok for _, _, ok in rows) else 1
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from .ui_app import launch
 
@@ -151,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-limit", type=int, help="only the first N evaluation questions for answer latency")
     p.add_argument("--out", default="bench.json", help="where to save the table as JSON (default bench.json)")
     p.set_defaults(func=cmd_bench)
+
+    p = add("doctor", "check the machine, the models and the index; the first thing to run when something is wrong",
+            corpus=True)
+    p.add_argument("--no-llm", action="store_true", help="skip starting the language model")
+    p.set_defaults(func=cmd_doctor)
 
     p = add("ui", "start the web UI", corpus=True)
     p.add_argument("--host", help="address to bind (default: RAG_UI_HOST, else 127.0.0.1, this machine only)")

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     embedder_dtype: Literal["auto", "float32", "bfloat16", "int8"] = Field(
         "auto", description="Embedder precision. auto = int8 on onnx (cosine to float32 >= 0.98); on torch, bfloat16 "
                             "where the CPU computes it natively (AVX512-BF16/AMX), else float32.")
+    llm_cpu_kernels: Literal["auto", "safe", "fast"] = Field(
+        "auto", description="llama.cpp CPU kernels. fast = its extra buffer types (repacked weights, AMX) on; safe = off "
+                            "(some Intel Xeons with AMX crash in fast mode); auto = a one-off canary per machine and "
+                            "model picks fast if it survives, else safe.")
     allow_downloads: bool = Field(False, description="Let models be fetched from the Hugging Face hub. Off: fully offline.")
 
     # --- chunking -------------------------------------------------------------
@@ -84,7 +88,6 @@ class Settings(BaseSettings):
     n_threads: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1, description="CPU threads for the LLM.")
     max_tokens: int = Field(300, ge=16, le=4096, description="Longest answer, in tokens.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 gives the same answer to the same question.")
-    prompt_lookup_tokens: int = Field(0, ge=0, le=64, description="Prompt-lookup decoding: tokens drafted from the passages per step (0 = off).")
     second_look: float = Field(0.4, ge=0.0, le=1.0, description="When the model declines but a passage is at least this similar to the question, ask it to quote the answer, and if that fails too, to answer again with the passages in reverse order (0 = never). On by default: the small model declines some answers it has in front of it.")
     history_turns: int = Field(3, ge=0, le=20, description="Earlier question/answer pairs used to rewrite a follow-up into a standalone question.")
 

@@ -1,20 +1,25 @@
 """The local LLM behind one small interface: count tokens, stream a chat reply.
 
+``LocalLLM`` runs a GGUF model with llama-cpp-python in this process. The app never
+does that itself: ``rag.worker`` runs a ``LocalLLM`` in a supervised child process,
+so a crash in native code is an error message and a restart, not a dead server.
+
 A llama.cpp context is not thread-safe, so every call that touches it holds one
 lock per model; concurrent users queue instead of corrupting each other's state.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Literal, Protocol
 
 from .errors import ModelError
 
-if TYPE_CHECKING:
-    from .config import Settings
+Kernels = Literal["fast", "safe"]
 
 
 class ChatModel(Protocol):
@@ -28,57 +33,89 @@ class ChatModel(Protocol):
     def stream(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> Iterator[str]: ...
 
 
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to load the LLM, in a form a child process can receive."""
+
+    path: str | None  # a GGUF file; or repo + file for llama-cpp-python's hub loader
+    repo: str | None
+    file: str | None
+    n_ctx: int
+    n_threads: int
+    kernels: Kernels  # "safe": no extra buffer types (AMX, CPU repacking); see rag.kernels
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name if self.path else f"{self.repo}/{self.file}"
+
+
+@contextlib.contextmanager
+def _model_params(kernels: Kernels) -> Iterator[None]:
+    """Load with llama.cpp's extra buffer types off in "safe" mode. ``Llama()`` takes no
+    keyword for ``use_extra_bufts``; it reads llama_model_default_params() while
+    constructing, so that function is wrapped for the duration (a worker process loads
+    one model, single-threaded, so nothing else sees the wrapper)."""
+    import llama_cpp.llama_cpp as lib
+
+    if kernels == "fast":
+        yield
+        return
+    default = lib.llama_model_default_params
+
+    def safe_params():  # type: ignore[no-untyped-def]
+        params = default()
+        params.use_extra_bufts = False
+        return params
+
+    lib.llama_model_default_params = safe_params
+    try:
+        yield
+    finally:
+        lib.llama_model_default_params = default
+
+
 class LocalLLM:
     """A GGUF model run by llama-cpp-python, using the chat template stored in the GGUF."""
 
-    def __init__(self, path: Path, settings: Settings, llama: object | None = None) -> None:
-        self.name = path.name
-        self.n_ctx = settings.n_ctx
-        self._lock = threading.Lock()
-        if llama is not None:
-            self._llama = llama
-            return
+    def __init__(self, spec: ModelSpec, allow_downloads: bool = False) -> None:
         from llama_cpp import Llama  # heavy: loaded only when a model is needed
-        from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
-        draft = LlamaPromptLookupDecoding(num_pred_tokens=settings.prompt_lookup_tokens) \
-            if settings.prompt_lookup_tokens else None
+        self.name = spec.name
+        self.n_ctx = spec.n_ctx
+        self._lock = threading.Lock()
+        options = dict(
+            n_ctx=spec.n_ctx,  # llama.cpp's default of 512 cannot hold the passages
+            n_threads=spec.n_threads,
+            n_threads_batch=spec.n_threads,
+            n_batch=512,
+            flash_attn=True,  # measured: prompt 94 vs 87 tokens/s on 2 cores
+            verbose=False,
+        )
         try:
-            self._llama = Llama(
-                model_path=str(path),
-                n_ctx=settings.n_ctx,  # llama.cpp's default of 512 cannot hold the passages
-                n_threads=settings.n_threads,
-                n_threads_batch=settings.n_threads,
-                n_batch=512,
-                flash_attn=True,  # measured: prompt 94 vs 87 tokens/s on 2 cores
-                draft_model=draft,  # answers copy from the passages: drafts from the prompt often hit
-                # A draft model needs every token's logits; llama-cpp-python 0.3.36 switches that on
-                # by itself but sizes its logits buffer by this argument, and a prompt past n_batch
-                # tokens then fails ("could not broadcast input array").
-                logits_all=draft is not None,
-                # Quiet, but while loading, llama-cpp-python points file descriptors 1 and 2
-                # at /dev/null for the whole process: so the model is never loaded in the
-                # background (that swallowed the warning of an index being rebuilt).
-                verbose=False,
-            )
+            with _model_params(spec.kernels):
+                if spec.repo:
+                    if not allow_downloads:
+                        raise ModelError("RAG_LLM_REPO needs network access: also set RAG_ALLOW_DOWNLOADS=1, "
+                                         "or download the GGUF yourself and set RAG_LLM_PATH.")
+                    self._llama = Llama.from_pretrained(repo_id=spec.repo, filename=spec.file or "*.gguf", **options)
+                else:
+                    self._llama = Llama(model_path=str(spec.path), **options)
         except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"Could not load LLM {path}: {exc}. Is it a valid GGUF file?") from exc
+            raise ModelError(f"Could not load LLM {spec.name}: {exc}. Is it a valid GGUF file?") from exc
 
-    @classmethod
-    def from_hub(cls, repo: str, filename: str, settings: Settings) -> LocalLLM:
-        from llama_cpp import Llama
+    def tokenize(self, text: str, special: bool = False) -> list[int]:
+        return list(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=special))
 
-        llama = Llama.from_pretrained(repo_id=repo, filename=filename, n_ctx=settings.n_ctx,
-                                      n_threads=settings.n_threads, verbose=False)
-        return cls(Path(filename), settings, llama=llama)
+    def detokenize(self, tokens: list[int]) -> str:
+        return self._llama.detokenize(tokens).decode("utf-8", "replace")
 
     def count_tokens(self, text: str) -> int:
-        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))  # type: ignore[attr-defined]
+        return len(self.tokenize(text))
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> Iterator[str]:
         """Yield text deltas. The lock is held until the generator finishes or is closed."""
         with self._lock:
-            parts = self._llama.create_chat_completion(  # type: ignore[attr-defined]
+            parts = self._llama.create_chat_completion(
                 messages=messages, max_tokens=max_tokens, temperature=temperature, top_p=1.0,
                 repeat_penalty=1.0, seed=0, stream=True,
             )
@@ -86,3 +123,18 @@ class LocalLLM:
                 delta = part["choices"][0]["delta"].get("content")
                 if delta:
                     yield delta
+
+    def system_info(self) -> str:
+        """The CPU features this llama.cpp build uses (AVX2, AVX512, AMX, REPACK …)."""
+        import llama_cpp
+
+        return llama_cpp.llama_print_system_info().decode().strip()
+
+    def reset(self) -> None:
+        """Forget the cached prompt state, so the next prompt is read from scratch (for benchmarks)."""
+        with self._lock:
+            self._llama.reset()
+
+    def close(self) -> None:
+        with self._lock:
+            self._llama.close()

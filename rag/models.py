@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import logging
 import os
 import threading
-from pathlib import Path
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from .config import DEFAULT_EMBEDDER, DEFAULT_LLM, Settings
@@ -22,7 +24,10 @@ from .errors import ModelError
 
 if TYPE_CHECKING:
     from .embedding import Embedder
-    from .generate import LocalLLM
+    from .generate import Kernels, ModelSpec
+    from .worker import WorkerLLM
+
+log = logging.getLogger(__name__)
 
 GGUF_PARTS = 22
 GGUF_SIZE = 1_117_320_768
@@ -164,20 +169,62 @@ def get_embedder(settings: Settings) -> Embedder:
         settings.embedder_dtype, settings.cache_dir, settings.n_threads))
 
 
-def get_llm(settings: Settings, progress: bool = True) -> LocalLLM:
-    from .generate import LocalLLM
+def llm_spec(settings: Settings, progress: bool = True) -> ModelSpec:
+    """Where the LLM comes from (the packaged default is assembled and verified first)."""
+    from .generate import ModelSpec
 
-    def load() -> LocalLLM:
-        if settings.llm_repo:
-            if not settings.allow_downloads:
-                raise ModelError("RAG_LLM_REPO needs network access: also set RAG_ALLOW_DOWNLOADS=1, "
-                                 "or download the GGUF yourself and set RAG_LLM_PATH.")
-            return LocalLLM.from_hub(settings.llm_repo, settings.llm_file or "*.gguf", settings)
+    path = None
+    if not settings.llm_repo:
         path = settings.llm_path or assemble_default_gguf(settings.cache_dir, progress)
         if not Path(path).is_file():
             raise ModelError(f"LLM file {path} does not exist. Set RAG_LLM_PATH to a .gguf file.")
-        return LocalLLM(Path(path), settings)
+    elif not settings.allow_downloads:
+        raise ModelError("RAG_LLM_REPO needs network access: also set RAG_ALLOW_DOWNLOADS=1, "
+                         "or download the GGUF yourself and set RAG_LLM_PATH.")
+    return ModelSpec(str(path) if path else None, settings.llm_repo, settings.llm_file, settings.n_ctx,
+                     settings.n_threads, "fast")
+
+
+def model_hash(settings: Settings, spec: ModelSpec, progress: bool = True) -> str:
+    """SHA-256 of the GGUF: known for the packaged model, computed once for another file
+    (remembered by path, size and mtime), the repo and file name for a hub model."""
+    if spec.path is None:
+        return f"hub:{spec.repo}/{spec.file}"
+    path = Path(spec.path)
+    if not settings.llm_path:
+        return GGUF_SHA256
+    st = path.stat()
+    book = settings.cache_dir / "model-hashes.json"
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    try:
+        known = json.loads(book.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        known[key] = _sha256(path, progress)
+        settings.cache_dir.mkdir(parents=True, exist_ok=True)
+        book.write_text(json.dumps(known, indent=1))
+    return known[key]
+
+
+def get_llm(settings: Settings, progress: bool = True) -> WorkerLLM:
+    """The LLM, running in a supervised worker process (see ``rag.worker``), with the CPU
+    kernels ``rag.kernels`` chose for this machine."""
+    from . import kernels
+    from .worker import WorkerLLM
+
+    def load() -> WorkerLLM:
+        spec = llm_spec(settings, progress)
+        digest = model_hash(settings, spec, progress)
+        choice = kernels.choose(settings.llm_cpu_kernels, settings.cache_dir, digest)
+        log.info("LLM CPU kernels: %s (%s)", choice.kernels, choice.reason)
+        remember = None
+        if settings.llm_cpu_kernels == "auto":
+            def remember(mode: Kernels, reason: str) -> None:
+                kernels.remember(settings.cache_dir, digest, mode, reason)
+        return WorkerLLM(replace(spec, kernels=choice.kernels), canary=choice.canary,
+                         allow_downloads=settings.allow_downloads, remember=remember)
 
     key = ("llm", settings.llm_path, settings.llm_repo, settings.llm_file, settings.n_ctx, settings.n_threads,
-           settings.prompt_lookup_tokens)
+           settings.llm_cpu_kernels, settings.cache_dir)
     return _cached(key, settings.allow_downloads, load)

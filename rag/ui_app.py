@@ -384,7 +384,7 @@ def create_app(settings: Settings) -> gr.Blocks:
             engine.refresh()
             yield loading.replace("index…", "index… language model…"), gr.update(), gr.update()
             progress(0.6, desc="Loading the language model")
-            engine.llm  # noqa: B018 (loads it now rather than on the first question)
+            engine.llm.count_tokens("ready")  # waits until the model worker has loaded the LLM
         except RagError as exc:
             hint = " Add articles under *Add articles* below." if isinstance(exc, CorpusError) else ""
             yield f"&#9888; **Could not start:** {inert(str(exc))}{hint}", gr.update(), []

@@ -132,7 +132,4 @@ def real_engine(real_settings: Settings):
 
     engine = get_engine(real_settings)
     yield engine
-    # Free the llama.cpp model while the interpreter is still whole (its __del__ at exit is noisy).
-    llama = getattr(engine._llm, "_llama", None)
-    if llama is not None:
-        llama.close()
+    engine.llm.close()  # the model worker process ends with the test session
