@@ -5,7 +5,8 @@
     >>> print(answer.text); print(answer.citations[0].path)           # doctest: +SKIP
 """
 
-from .answer import Answer, AnswerStream, Citation, Timings, ask, get_engine
+from .answer import Answer, AnswerStream, Citation, Delta, Final, Retrieved, Status, Timings
+from .engine import Engine, ask, get_engine
 from .config import Settings
 from .errors import CorpusError, IndexStoreError, InputError, ModelError, RagError
 from .index import Index
@@ -24,7 +25,7 @@ def build_index(settings: Settings | None = None, progress: bool = False) -> Ind
 
 
 __all__ = [
-    "Answer", "AnswerStream", "Citation", "Timings", "Passage", "Index", "Settings",
-    "ask", "build_index", "get_engine",
+    "Answer", "AnswerStream", "Citation", "Timings", "Passage", "Index", "Settings", "Engine",
+    "Retrieved", "Delta", "Status", "Final", "ask", "build_index", "get_engine",
     "RagError", "InputError", "CorpusError", "IndexStoreError", "ModelError",
 ]

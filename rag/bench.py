@@ -137,7 +137,7 @@ def _retrieval(sizes: list[int], settings: Settings, dim: int = 384, queries: in
 
 def _llm_speed(settings: Settings, llm=None) -> dict[str, float]:  # noqa: ANN001 (any ChatModel with reset)
     """Prompt tokens/s, time to first token and generation tokens/s for one fixed prompt."""
-    from .answer import get_engine
+    from .engine import get_engine
     from .prompt import build
 
     engine = get_engine(settings)
@@ -162,7 +162,7 @@ def _worker_rows(settings: Settings, quick: bool) -> list[Row]:
     """The LLM in its worker process (ours) against the same model loaded in this process
     (baseline: how it ran before), the same questions asked of each in turn; then llama.cpp's
     safe CPU kernels (ours) against its fast ones (baseline), both in this process."""
-    from .answer import Engine, get_engine
+    from .engine import Engine, get_engine
     from .evaluate import load_items
     from .generate import LocalLLM
     from .models import llm_spec

@@ -51,7 +51,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from .answer import get_engine
+    from .engine import get_engine
     from .prompt import clean_question
 
     clean_question(args.question)  # fail fast, before seconds of model loading
@@ -63,7 +63,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from .answer import get_engine
+    from .answer import Delta, Final, Status
+    from .engine import get_engine
 
     engine = get_engine(_settings(args), progress=True)
     print(f"Chatting over {len(engine.index.docs)} articles. Ask a question; empty line or Ctrl-D to quit.")
@@ -77,14 +78,18 @@ def cmd_chat(args: argparse.Namespace) -> int:
         if not question:
             return 0
         try:
-            stream = engine.ask(question, history=history, stream=True)
             print("bot> ", end="", flush=True)
-            raw = []
-            for delta in stream:
-                raw.append(delta)
-                print(delta, end="", flush=True)
-            answer = stream.answer
+            raw, answer = [], None
+            for event in engine.events(question, history=history):
+                if isinstance(event, Delta):
+                    raw.append(event.text)
+                    print(event.text, end="", flush=True)
+                elif isinstance(event, Status):  # a later look: its raw text is not shown
+                    print(f"\n({event.text})", end="", flush=True)
+                elif isinstance(event, Final):
+                    answer = event.answer
             print()
+            assert answer is not None
             if answer.text.strip() != "".join(raw).strip():  # citation check changed something
                 print(f"\nchecked> {answer.text}")
             print_sources(answer)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import InputError
 
@@ -73,7 +73,6 @@ class Settings(BaseSettings):
 
     # --- retrieval ------------------------------------------------------------
     top_k: int = Field(4, ge=1, le=20, description="Passages given to the model.")
-    passage_chars: int = Field(0, ge=0, le=4000, description="Trim each passage to its most relevant sentences within this many characters (0 = whole chunks).")
     candidates: int = Field(30, ge=1, le=200, description="Candidates taken from each retriever before fusion.")
     lexical_weight: float = Field(0.8, ge=0.0, le=5.0, description="Weight of the BM25 scores against the dense ones in score fusion.")
     max_per_doc: int = Field(3, ge=1, le=20, description="At most this many passages from one document, so other sources are heard.")
@@ -89,7 +88,21 @@ class Settings(BaseSettings):
     max_tokens: int = Field(300, ge=16, le=4096, description="Longest answer, in tokens.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 gives the same answer to the same question.")
     second_look: float = Field(0.4, ge=0.0, le=1.0, description="When the model declines but a passage is at least this similar to the question, ask it to quote the answer, and if that fails too, to answer again with the passages in reverse order (0 = never). On by default: the small model declines some answers it has in front of it.")
+    rules_off: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(), description="Verification rules to switch off, comma-separated (for ablations: "
+                                 "`rag eval --without NAME`; the names are in rag.verify.RULES).")
     history_turns: int = Field(3, ge=0, le=20, description="Earlier question/answer pairs used to rewrite a follow-up into a standalone question.")
+
+    @field_validator("rules_off", mode="before")
+    @classmethod
+    def _known_rules(cls, value: object) -> frozenset[str]:
+        from .verify import RULES
+
+        names = frozenset(n.strip() for n in value.split(",") if n.strip()) if isinstance(value, str) \
+            else frozenset(value)  # type: ignore[arg-type]
+        if unknown := sorted(names - set(RULES)):
+            raise ValueError(f"no verification rule named {', '.join(unknown)}; the rules are {', '.join(sorted(RULES))}")
+        return names
 
     @model_validator(mode="after")
     def _room_for_the_prompt(self) -> Settings:

@@ -14,19 +14,18 @@ Scores (all over the bundled corpus):
 from __future__ import annotations
 
 import json
-import re
 import statistics
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from .answer import Answer, get_engine
+from .answer import Answer
+from .engine import get_engine
 from .chunking import split_sentences
 from .config import Settings
 from .ingest import read_source
-from .retrieve import normalize_numbers
+from .text import RENDERED_MARKER, normalize_numbers
 
-_MARKER = re.compile(r"\[(\d+)\]")
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ def has_fact(text: str, alternatives: list[str]) -> bool:
 def markers_resolve(answer: Answer) -> bool:
     """Every [n] has a citation, and every citation's text is exactly its file's text[start:end]."""
     by_marker = {c.marker: c for c in answer.citations}
-    if any(int(m) not in by_marker for m in _MARKER.findall(answer.text)):
+    if any(int(m) not in by_marker for m in RENDERED_MARKER.findall(answer.text)):
         return False
     for c in answer.citations:
         source = read_source(Path(c.path))
@@ -100,7 +99,7 @@ def support(answer: Answer, facts: list[list[str]]) -> tuple[int, int]:
     ok = checked = 0
     for s, e in split_sentences(answer.text):
         sentence = answer.text[s:e]
-        cited = [by_marker[int(m)] for m in _MARKER.findall(sentence) if int(m) in by_marker]
+        cited = [by_marker[int(m)] for m in RENDERED_MARKER.findall(sentence) if int(m) in by_marker]
         if not cited:
             continue
         for fact in facts:

@@ -11,10 +11,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .cite import MARKER, is_decline
 from .errors import InputError
 from .generate import ChatModel
 from .retrieve import Passage
+from .text import MARKER, strip_markers
+from .verify import is_decline
 
 DECLINE = "The articles don't say."
 
@@ -59,11 +60,6 @@ def neutralize(text: str) -> str:
     joiner inside (so they tokenize as ordinary characters), control characters go."""
     text = _CONTROL_CHARS.sub(" ", _valid_unicode(text))
     return _CONTROL.sub(lambda m: m.group()[0] + "\u200d" + m.group()[1:], text)
-
-
-def strip_markers(text: str) -> str:
-    """Earlier answers' markers refer to earlier passages; the model must not reuse them."""
-    return re.sub(r"\s+([.,;:!?])", r"\1", MARKER.sub("", text)).strip()
 
 
 def clean_question(question: str) -> str:

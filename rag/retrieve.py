@@ -17,48 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .chunking import Chunk, split_sentences
+from .chunking import Chunk
 from .embedding import Embedder
 from .index import Index
 from .ingest import read_source
+from .text import figures, normalize_numbers, stopwords
 
 _ABUT = 2  # characters of whitespace between the two halves of a sentence cut between chunks
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*$")
-_RRF_K = 60  # the usual constant from Cormack et al.; damps the weight of top ranks
 
 # Measured on the evaluation set (k=4): reciprocal-rank fusion recalled 0.849 of the
 # answers' facts, relative-score fusion 0.887 at any lexical weight from 0.6 to 1.5.
 # Rank fusion buries a passage that is near the top of one list but absent from the
 # other ("upwards of 12,000 North Koreans" never says "troops"); scores keep that margin.
-
-
-def _stopwords() -> list[str]:
-    """bm25s's long English list plus words every news question is full of."""
-    from bm25s.stopwords import STOPWORDS_EN_PLUS
-
-    return [*STOPWORDS_EN_PLUS, "many", "much", "say", "says", "said", "according"]
-
-
-def content_terms(text: str) -> set[str]:
-    """Stemmed words that carry meaning: what a question is about."""
-    import Stemmer
-
-    stop = set(_stopwords())
-    words = [w for w in re.findall(r"[a-z0-9]+", normalize_numbers(text).lower()) if w not in stop]
-    return set(Stemmer.Stemmer("english").stemWords(words))
-
-
-_THOUSANDS = re.compile(r"(?<=\d)[,\u202f](?=\d{3}\b)")
-_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
-# Dates are numbers too, but "Oct. 29" and "2024" are no answer to "how many".
-_DATE = re.compile(rf"\b{_MONTH}\s+\d{{1,2}}(?:\s*(?:and|to|-|–)\s*\d{{1,2}})?\b|\b\d{{1,2}}\s+{_MONTH}|\b(?:19|20)\d\d\b",
-                   re.IGNORECASE)
-_FIGURE = re.compile(r"(?<![\d.])\d+(?:\.\d+)?")
-
-
-def figures(text: str) -> set[str]:
-    """The numbers a passage states, dates aside: what a "how many" answer is made of."""
-    return set(_FIGURE.findall(_DATE.sub(" ", normalize_numbers(text))))
 
 
 @dataclass(frozen=True)
@@ -74,11 +45,6 @@ class Passage:
     @property
     def text(self) -> str:
         return self.chunk.text
-
-
-def normalize_numbers(text: str) -> str:
-    """'160,000' and '160000' should match each other."""
-    return _THOUSANDS.sub("", text)
 
 
 # Units are written both ways: "600 sq km" must match "square kilometres" for BM25.
@@ -130,7 +96,7 @@ class Retriever:
         import bm25s
         import Stemmer  # PyStemmer: "longest" finds "long", "troops" finds "troop"
 
-        return bm25s.tokenize([_lexical_text(t) for t in texts], stopwords=_stopwords(),
+        return bm25s.tokenize([_lexical_text(t) for t in texts], stopwords=list(stopwords()),
                               stemmer=Stemmer.Stemmer("english"), show_progress=False)
 
     def _merge(self, p: Passage, c: Chunk, limit: int) -> Passage | None:
@@ -250,45 +216,6 @@ class Retriever:
             info = self.index.docs[c.doc_id]
             picked.append(Passage(c, info.title, self.index.source_path(c.doc_id), fused[i], similarity[i]))
         return picked
-
-    def focus(self, passages: list[Passage], queries: Sequence[str], max_chars: int, k: int) -> list[Passage]:
-        """Trim each passage to its most relevant run of whole sentences, then keep the best ``k``.
-
-        The model reads only what bears on the question: fewer prompt tokens (the slow
-        part on a CPU), less distraction for a small model, and a citation that points
-        at the sentences that matter rather than a whole chunk. Offsets stay exact.
-        The final order fuses the chunk ranking with the best sentence's similarity,
-        a sharper signal than a whole chunk's ("500 officers" in a long paragraph)."""
-        if max_chars <= 0 or not passages:
-            return passages[:k]
-        spans = [[(p.chunk.start + a, p.chunk.start + b) for a, b in split_sentences(p.text)] for p in passages]
-        texts = [p.text[a - p.chunk.start : b - p.chunk.start] for p, ss in zip(passages, spans) for a, b in ss]
-        vectors = self.embedder.embed(texts + list(queries))
-        scores = (vectors[: len(texts)] @ vectors[len(texts) :].T).max(axis=1)
-        focused, best, pos = [], [], 0
-        for p, ss in zip(passages, spans):
-            own = scores[pos : pos + len(ss)]
-            pos += len(ss)
-            best.append(float(own.max()) if len(ss) else -1.0)
-            if not ss or p.chunk.end - p.chunk.start <= max_chars:
-                focused.append(p)
-                continue
-            lo = hi = int(np.argmax(own))
-            while True:  # grow around the best sentence, better neighbour first, within max_chars
-                options = [j for j in (lo - 1, hi + 1) if 0 <= j < len(ss)
-                           and max(ss[hi][1], ss[j][1]) - min(ss[lo][0], ss[j][0]) <= max_chars]
-                if not options:
-                    break
-                j = max(options, key=lambda j: own[j])
-                lo, hi = min(lo, j), max(hi, j)
-            start, end = ss[lo][0], ss[hi][1]
-            text = p.text[start - p.chunk.start : end - p.chunk.start]
-            focused.append(replace(p, chunk=Chunk(p.chunk.doc_id, p.chunk.ordinal, start, end, text)))
-        by_sentence = sorted(range(len(focused)), key=lambda i: -best[i])
-        fused = {i: 1.0 / (_RRF_K + i + 1) for i in range(len(focused))}
-        for rank, i in enumerate(by_sentence):
-            fused[i] += 1.0 / (_RRF_K + rank + 1)
-        return [focused[i] for i in sorted(fused, key=lambda i: -fused[i])[:k]]
 
 
 def _overlap(a: Chunk, b: Chunk) -> bool:

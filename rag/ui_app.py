@@ -28,9 +28,11 @@ from typing import Any
 
 import gradio as gr
 
+from .answer import Delta, Final, Status
 from .config import Settings
 from .errors import CorpusError, InputError, RagError
 from .ingest import load_document, read_source
+from .text import RENDERED_MARKER
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,6 @@ ASK_API_DESCRIPTION = (
     "The key is 'file', not 'path', because gradio_client treats any dict with a 'path' as a file to download."
 )
 
-_MARKER = re.compile(r"\[(\d+)\]")
 
 CSS = """
 #status { font-size: 0.9em; }
@@ -86,6 +87,7 @@ a.cite-badge:hover { background: #1d4ed8; }
     text-transform: uppercase; letter-spacing: 0.04em; color: #6b7280; }
 .rag-error { color: #b91c1c; }
 .rag-streaming { color: #374151; }
+.rag-status { color: #6b7280; font-size: 0.9em; margin-top: 0.3em; }
 .upload-ok { color: #15803d; }
 .upload-err { color: #b91c1c; }
 """
@@ -164,7 +166,7 @@ def render_answer(text: str, markers: set[int], turn: int | None = None) -> str:
     """The verified answer as safe HTML with each known [n] turned into a badge."""
     parts: list[str] = []
     pos = 0
-    for m in _MARKER.finditer(text):
+    for m in RENDERED_MARKER.finditer(text):
         n = int(m.group(1))
         if n not in markers:
             continue  # not a citation of this answer: stays plain (escaped) text
@@ -189,18 +191,21 @@ def render_turn(turn: dict, index: int | None) -> str:
     return render_answer(turn["text"], {c["marker"] for c in turn["citations"]}, index)
 
 
-def chat_messages(turns: list[dict], pending: tuple[str, str] | None = None) -> list[dict]:
-    """Chatbot messages for the conversation (plus a question still being answered)."""
+def chat_messages(turns: list[dict], pending: tuple[str, str, str] | None = None) -> list[dict]:
+    """Chatbot messages for the conversation, plus a question still being answered:
+    (question, the first look's text so far, a status line such as "Checking the passages again…")."""
     messages: list[dict] = []
     for i, turn in enumerate(turns):
         latest = i == len(turns) - 1 and pending is None
         messages.append({"role": "user", "content": inert(turn["question"])})
         messages.append({"role": "assistant", "content": render_turn(turn, None if latest else i)})
     if pending is not None:
-        question, partial = pending
+        question, partial, status = pending
         body = inert(partial) if partial else "Searching the articles&#8230;"
+        line = f'<div class="rag-status">&#9203; {inert(status)}</div>' if status else ""
         messages.append({"role": "user", "content": inert(question)})
-        messages.append({"role": "assistant", "content": f'<div class="rag-streaming">{body}&#9612;</div>'})
+        messages.append({"role": "assistant",
+                         "content": f'<div class="rag-streaming">{body}&#9612;</div>{line}'})
     return messages
 
 
@@ -349,7 +354,7 @@ def check_upload(path: Path, original_name: str, corpus_dir: Path, known_sha: di
 
 
 def _engine(settings: Settings):
-    from .answer import get_engine
+    from .engine import get_engine
 
     return get_engine(settings, progress=False)
 
@@ -402,7 +407,7 @@ def create_app(settings: Settings) -> gr.Blocks:
             return
         turns = list(turns or [])
         history = [(t["question"], t["text"]) for t in turns if not t.get("error")]
-        yield "", chat_messages(turns, (question, "")), gr.update(), turns
+        yield "", chat_messages(turns, (question, "", "")), gr.update(), turns
         turn: dict
         stream = None
         try:
@@ -413,13 +418,20 @@ def create_app(settings: Settings) -> gr.Blocks:
             # everything this page offered is ticked (or the list is not loaded yet): search all,
             # including articles another visitor added since
             doc_ids = None if not offered or set(offered) <= set(selected) else selected
-            stream = engine.ask(question, history=history, k=int(k), stream=True, doc_ids=doc_ids,
-                                temperature=float(temperature))
-            raw = ""
-            for delta in stream:
-                raw += delta
-                yield gr.update(), chat_messages(turns, (question, raw)), gr.update(), turns
-            answer = stream.answer
+            stream = engine.events(question, history=history, k=int(k), doc_ids=doc_ids,
+                                   temperature=float(temperature))
+            raw, status, answer = "", "", None
+            for event in stream:
+                if isinstance(event, Final):
+                    answer = event.answer
+                    continue
+                if isinstance(event, Delta):
+                    raw += event.text
+                elif isinstance(event, Status):  # a later look: its raw text is never shown
+                    status = event.text
+                else:
+                    continue
+                yield gr.update(), chat_messages(turns, (question, raw, status)), gr.update(), turns
             assert answer is not None
             turn = {"question": question, **answer_dict(answer)}
             for c in turn["citations"]:

@@ -128,7 +128,7 @@ def real_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="session")
 def real_engine(real_settings: Settings):
-    from rag.answer import get_engine
+    from rag.engine import get_engine
 
     engine = get_engine(real_settings)
     yield engine

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer import Answer, AnswerStream, Engine
+from rag.answer import Answer, AnswerStream
+from rag.engine import Engine
 from rag.errors import InputError
 from rag.ingest import decode
-from rag.prompt import strip_markers
+from rag.text import strip_markers
 
 from tests.conftest import FakeLLM
 
@@ -114,7 +115,7 @@ def test_questions_from_many_threads_get_their_own_answers(settings, fake_embedd
         return first.group(1).split("\n")[0].rstrip(".") + " [1]."
 
     engine = make_engine(settings, fake_embedder, [])
-    engine._llm = FakeLLM([quote_first_passage] * 8)
+    engine.llm = FakeLLM([quote_first_passage] * 8)
     questions = ["Which North Korean troops are in Russia?", "Whom will Ukraine recruit?",
                  "What did the missile do?", "What was shipped by rail?"] * 2
     results: list[tuple[str, Answer]] = []
@@ -203,9 +204,9 @@ def test_how_many_question_needs_a_quantity_in_the_answer(settings, fake_embedde
     ("And how many of them are in Kursk?", "About 3,000 are in Kursk [1].", True),
 ])
 def test_an_answer_must_be_of_the_kind_asked_for(question, text, fits):
-    from rag.answer import _fits_question
+    from rag.verify.question import fits_question
 
-    assert _fits_question(question, text) is fits
+    assert fits_question(question, text) is fits
 
 
 @pytest.mark.parametrize("question, passage, on", [
@@ -216,7 +217,6 @@ def test_an_answer_must_be_of_the_kind_asked_for(question, text, fits):
      "Pyongyang had also provided 3.5mn artillery shells to Russia.", False),
 ])
 def test_a_quote_must_be_about_what_the_question_asks(question, passage, on):
-    from rag.answer import Citation, _on_question
+    from rag.verify.question import on_question
 
-    cited = [Citation(1, "d", "t", Path("d.txt"), 0, len(passage), passage, 0.5)]
-    assert _on_question(question, [], cited) is on
+    assert on_question(question, None, [passage]) is on

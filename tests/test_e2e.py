@@ -46,7 +46,7 @@ def test_follow_up_is_resolved_against_history(real_settings, real_engine):
 
 
 def test_models_are_loaded_once_per_process(real_settings, real_engine):
-    from rag.answer import get_engine
+    from rag.engine import get_engine
     from rag.models import get_embedder, get_llm
 
     assert get_engine(real_settings) is real_engine

@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from rag import prompt
-from rag.answer import Answer, Engine
+from rag.answer import Answer
+from rag.engine import Engine
 from rag.config import Settings
 from rag.evaluate import markers_resolve
 from rag.retrieve import Passage

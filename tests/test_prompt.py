@@ -4,7 +4,8 @@ import pytest
 
 from rag.chunking import Chunk
 from rag.errors import InputError
-from rag.prompt import build, clean_question, neutralize, parse_rewrite, strip_markers
+from rag.prompt import build, clean_question, neutralize, parse_rewrite
+from rag.text import strip_markers
 from rag.retrieve import Passage
 
 from tests.conftest import FakeLLM

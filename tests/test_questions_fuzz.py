@@ -11,7 +11,8 @@ import shutil
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings, strategies as st
 
-from rag.answer import Answer, Engine
+from rag.answer import Answer
+from rag.engine import Engine
 from rag.config import Settings
 from rag.errors import InputError
 from rag.evaluate import markers_resolve

@@ -9,7 +9,8 @@ import pytest
 
 from rag.config import Settings
 from rag.index import sync
-from rag.retrieve import Retriever, _lexical_text, _scaled, figures, normalize_numbers, unit_words
+from rag.retrieve import Retriever, _lexical_text, _scaled, unit_words
+from rag.text import figures, normalize_numbers
 
 from .conftest import FakeEmbedder
 

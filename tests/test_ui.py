@@ -73,7 +73,7 @@ def app(tmp_path_factory):
 
 
 def _engine(app):
-    from rag.answer import get_engine
+    from rag.engine import get_engine
 
     return get_engine(app.settings)
 

@@ -80,7 +80,7 @@ def _settings_for(tmp_path: Path, real_settings: Settings, **update) -> Settings
 
 
 def test_safe_kernels_answer_with_the_real_model(real_settings, tmp_path):
-    from rag.answer import Engine
+    from rag.engine import Engine
 
     engine = Engine(_settings_for(tmp_path, real_settings, llm_cpu_kernels="safe"))
     try:
@@ -93,7 +93,7 @@ def test_safe_kernels_answer_with_the_real_model(real_settings, tmp_path):
 
 def test_a_canary_crash_makes_the_engine_use_safe_kernels_and_answer(real_settings, tmp_path, monkeypatch):
     from rag import kernels
-    from rag.answer import Engine
+    from rag.engine import Engine
 
     monkeypatch.setenv("RAG_TEST_WORKER_FAULT", "canary")  # the child segfaults in its canary in fast mode
     settings = _settings_for(tmp_path, real_settings)  # a fresh cache: no verdict yet, so the canary runs
@@ -115,7 +115,7 @@ def kernels_hash(settings: Settings) -> str:
 
 
 def test_ask_after_the_real_worker_is_killed_mid_answer(real_settings, tmp_path):
-    from rag.answer import Engine
+    from rag.engine import Engine
 
     engine = Engine(_settings_for(tmp_path, real_settings))
     try:

@@ -1,0 +1,125 @@
+"""``ask()``: question in, cited answer out, with the models and index loaded once.
+
+``Engine.events`` is the whole answer pipeline, top to bottom (the steps are in
+``rag.steps``, the looks in ``rag.looks``); ``Engine.ask`` and ``ask`` wrap it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from . import looks, prompt, steps
+from .answer import Answer, AnswerStream, Event, Final, Retrieved, Status
+from .config import Settings
+from .generate import ChatModel
+from .index import Index, sync
+from .ingest import SUFFIXES
+from .models import get_embedder, get_llm
+from .retrieve import Passage, Retriever
+
+History = Sequence[tuple[str, str]]  # (question, answer) pairs, oldest first
+
+
+def _corpus_snapshot(folder: Path) -> tuple:
+    """Names, sizes and mtimes: cheap enough to check before every question."""
+    try:
+        return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(folder)
+                            if e.is_file() and e.name.lower().endswith(SUFFIXES)))
+    except FileNotFoundError:
+        return ()
+
+
+class Engine:
+    """The loaded index, retriever and models for one Settings."""
+
+    def __init__(self, settings: Settings, llm: ChatModel | None = None, embedder=None,
+                 progress: bool = False) -> None:
+        self.settings = settings
+        # The LLM worker process starts first, so the model loads while the embedder and the index do.
+        self.llm = llm or get_llm(settings, progress=progress)
+        self.embedder = embedder or get_embedder(settings)
+        self._lock = threading.Lock()
+        self._progress = progress
+        self.refresh(force=True)
+
+    def refresh(self, force: bool = False) -> Index:
+        """Re-sync the index when the corpus folder changed since the last look."""
+        with self._lock:
+            snap = _corpus_snapshot(self.settings.corpus_dir)
+            if force or snap != self._snapshot:
+                self.index = sync(self.settings, self.embedder, progress=self._progress)
+                self.retriever = Retriever(self.index, self.embedder)
+                self._snapshot = snap
+            return self.index
+
+    def retrieve(self, question: str, history: History = (), k: int | None = None,
+                 doc_ids: Iterable[str] | None = None) -> list[Passage]:
+        """The passages ``ask`` would give the model for ``question`` (a follow-up is not rewritten)."""
+        d = steps.Draft(question, list(history), k or self.settings.top_k, doc_ids, 0.0, standalone=question)
+        steps.retrieve(self, d)
+        return d.passages
+
+    def events(self, question: str, history: History | None = None, k: int | None = None,
+               doc_ids: Iterable[str] | None = None, temperature: float | None = None) -> Iterator[Event]:
+        """Answer ``question``, as events: Retrieved, Delta…, Status…, Final."""
+        question = prompt.clean_question(question)
+        prompt.check_fits(prompt.neutralize(question), self.llm, self.settings.max_tokens)  # before any work
+        self.refresh()
+        d = steps.Draft(question, list(history or []), k or self.settings.top_k, doc_ids,
+                        self.settings.temperature if temperature is None else temperature)
+        return self._run(d)
+
+    def _run(self, d: steps.Draft) -> Iterator[Event]:
+        steps.rewrite(self, d)
+        steps.retrieve(self, d)
+        yield Retrieved(d.passages)
+        if steps.gate(self, d):
+            for n, look in enumerate(looks.looks_for(self, d)):
+                if n and not look.applies(self, d):
+                    continue
+                if n:
+                    yield Status(look.status)
+                yield from steps.run_look(self, d, look, first=n == 0)
+                if not d.declined:
+                    break
+            steps.check(self, d)
+        yield Final(d.answer())
+
+    def ask(self, question: str, history: History | None = None, k: int | None = None,
+            stream: bool = False, doc_ids: Iterable[str] | None = None,
+            temperature: float | None = None) -> Answer | AnswerStream:
+        answer = AnswerStream(self.events(question, history, k, doc_ids, temperature))
+        if stream:
+            return answer
+        for _ in answer:
+            pass
+        assert answer.answer is not None
+        return answer.answer
+
+
+_engines: dict[Settings, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def get_engine(settings: Settings | None = None, progress: bool = False) -> Engine:
+    """The process-wide Engine for these settings, created on first use."""
+    settings = settings or Settings()
+    with _engines_lock:
+        if settings not in _engines:
+            _engines[settings] = Engine(settings, progress=progress)
+        return _engines[settings]
+
+
+def ask(question: str, *, history: History | None = None, k: int | None = None, stream: bool = False,
+        settings: Settings | None = None, doc_ids: Iterable[str] | None = None,
+        temperature: float | None = None) -> Answer | AnswerStream:
+    """Answer ``question`` from the indexed articles, with verified citations.
+
+    >>> a = ask("How many North Korean troops are in Russia according to the Pentagon?")  # doctest: +SKIP
+    >>> a.text, a.citations[0].doc_id                                                      # doctest: +SKIP
+    ('The Pentagon says about 10,000 North Korean troops are in Russia [1].', '000_3aae16b9763f2444')
+    """
+    return get_engine(settings).ask(question, history, k, stream, doc_ids, temperature)

@@ -1,0 +1,101 @@
+"""The looks: strategies for getting an answer out of the passages, tried in order.
+
+The first look asks for an answer and streams it. A small model declines some
+answers it has in front of it, so when it declines although a passage is on topic
+(similarity ≥ ``second_look``), later looks try again: copy the sentence that
+answers (``quote``), then read the passages in reverse order (``reversed``: a 1.5B
+model reads the first passage hardest, and a near miss there can make it decline an
+answer that sits in another). A later look counts only if its answer passes the
+checks of a first answer and its own.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from . import prompt
+from .chunking import split_sentences
+from .retrieve import Passage
+from .verify.question import fits_question, on_question
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .steps import Draft, Result
+
+
+@dataclass(frozen=True)
+class Look:
+    name: str
+    status: str  # what a front end shows while this look runs (never its raw text)
+
+    def applies(self, engine: Engine, d: Draft) -> bool:
+        return True
+
+    def passages(self, d: Draft) -> list[Passage]:
+        return d.shown or d.passages
+
+    def prompt(self, engine: Engine, d: Draft) -> prompt.Prompt:
+        s = engine.settings
+        return prompt.build(d.standalone, self.passages(d), d.transcript, engine.llm, s.max_tokens,
+                            s.history_turns, extractive=self.name == "quote")
+
+    def reply_text(self, raw: str, shown: list[Passage]) -> str:
+        return raw
+
+    def accept(self, engine: Engine, d: Draft, result: Result) -> bool:
+        """Whether a later look's answer may replace the decline: it must be of the kind asked for."""
+        return "kind_of_answer" in engine.settings.rules_off or fits_question(d.standalone, result.text)
+
+
+class _Quote(Look):
+    def reply_text(self, raw: str, shown: list[Passage]) -> str:
+        return whole_sentences(raw, shown)
+
+    def accept(self, engine: Engine, d: Draft, result: Result) -> bool:
+        """A copied sentence counts only if the passages it cites are about the question."""
+        if not super().accept(engine, d, result):
+            return False
+        previous = d.history[-1][0] if d.history else None
+        return "quote_on_question" in engine.settings.rules_off or \
+            on_question(d.standalone, previous, [c.text for c in result.citations])
+
+
+class _Reversed(Look):
+    def applies(self, engine: Engine, d: Draft) -> bool:
+        return len(d.shown) > 1  # one passage reads the same either way
+
+    def passages(self, d: Draft) -> list[Passage]:
+        return d.shown[::-1]  # those that fitted the first prompt, so reversing keeps the best
+
+
+ANSWER = Look("answer", "Reading the passages…")
+QUOTE = _Quote("quote", "Checking the passages again…")
+REVERSED = _Reversed("reversed", "Checking the passages once more…")
+
+
+def looks_for(engine: Engine, d: Draft) -> list[Look]:
+    """The looks to try for this question, first to last."""
+    retry = engine.settings.second_look
+    return [ANSWER, *([QUOTE, REVERSED] if retry and d.best_similarity >= retry else [])]
+
+
+_CITED_SPAN = re.compile(r"([^\[\]]+?)\s*\[(\d+)\]")
+
+
+def whole_sentences(raw: str, shown: list[Passage]) -> str:
+    """The quote look often copies a fragment ("Tomahawk missiles [1]"): show the whole
+    sentence of the cited passage it came from, which answers in context and is a
+    verbatim quote. Anything not found in its passage is left for the verifier."""
+    out: list[str] = []
+    for m in _CITED_SPAN.finditer(raw):
+        fragment, n = " ".join(m.group(1).split()).strip(" .,;:").lower(), int(m.group(2))
+        quote = m.group().strip()
+        if fragment and 1 <= n <= len(shown):
+            text = shown[n - 1].text
+            sentences = [" ".join(text[a:b].split()) for a, b in split_sentences(text)]
+            quote = next((f"{s.rstrip('.')} [{n}]." for s in sentences if fragment in s.lower()), quote)
+        if quote not in out:
+            out.append(quote)
+    return " ".join(out) or raw

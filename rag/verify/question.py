@@ -1,0 +1,53 @@
+"""Checks of a whole answer against the question asked: is it the kind of answer asked
+for, and are its passages about what was asked? (The rules in ``rules`` check each claim
+against its own passage; a claim can be true and still not answer the question.)"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from ..text import NUMBER_WORDS, content_terms, strip_markers
+from .rules import register
+
+register("kind_of_answer", """An answer must be of the kind asked for: "how many" needs a quantity (in digits or
+    words), "how much … cost/pay" an amount with a currency ("10 per cent" is no dollar value).""")
+register("quote_on_question", """A sentence the second look copied counts only if the passages it cites are about
+    the question: most of the question's content words occur there.""")
+
+ASKS_QUANTITY = re.compile(r"^\W*((and|so|roughly|approximately|about|exactly)\W+)?"
+                           r"(how (many|much|long|far|high|big|large|old)|what (percentage|share|proportion|number))\b",
+                           re.IGNORECASE)
+_HAS_QUANTITY = re.compile(rf"\d|\b({NUMBER_WORDS})\b", re.IGNORECASE)
+_ASKS_MONEY = re.compile(r"^\W*(how much\b.*\b(pay|pays|paying|paid|cost|costs|spend|spent|worth|charge[sd]?)\b|"
+                         r"what\b.*\b(dollar value|price|cost|sum)\b)", re.IGNORECASE)
+# Any currency: a symbol (Unicode category Sc, matched by the range below), an ISO 4217 code, or its name.
+_CURRENCY = (r"(?:(?i:dollars?|euros?|pounds?|sterling|yen|yuan|renminbi|won|rupees?|roubles?|rubles?|francs?|pesos?|"
+             r"reais|real|rand|lira|liras|kronor|krona|kroner|krone|zloty|shekels?|dinars?|dirhams?|riyals?|baht|"
+             r"ringgit|rupiah|hryvnias?|forints?|lei|leu)|[A-Z]{3})")
+_HAS_MONEY = re.compile(rf"[\u0024\u00a2-\u00a5\u058f\u060b\u07fe\u07ff\u09f2\u09f3\u09fb\u0af1\u0bf9\u0e3f\u17db"
+                        rf"\u20a0-\u20c0\ua838\ufdfc\ufe69\uff04\uffe0\uffe1\uffe5\uffe6]\s*\d|"
+                        rf"\d[\d,.]*\s*(?i:thousand|million|billion|trillion|mn|bn|m|b)?\s*{_CURRENCY}\b")
+# Stems of words that say how a question is put, not what it is about: "What type of
+# missile did Kyiv reportedly ask for?" is about a missile and Kyiv.
+_FRAMING = frozenset({"type", "kind", "sort", "report", "name"})
+
+
+def fits_question(question: str, text: str) -> bool:
+    """A "how many" question is not answered by a sentence without any quantity, nor a
+    question about money by one without a currency."""
+    said = strip_markers(text)
+    if _ASKS_MONEY.search(question) and not _HAS_MONEY.search(said):
+        return False
+    return not ASKS_QUANTITY.search(question) or bool(_HAS_QUANTITY.search(said))
+
+
+def on_question(question: str, previous: str | None, cited: Sequence[str], share: float = 0.6) -> bool:
+    """Whether the cited passages are about the question: most of its content words (with
+    the previous question's, for a follow-up) occur there."""
+    wanted = content_terms(question)
+    if previous:
+        wanted |= content_terms(previous)
+    wanted -= _FRAMING
+    found = content_terms(" ".join(cited))
+    return bool(wanted) and len(wanted & found) / len(wanted) >= share

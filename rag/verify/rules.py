@@ -1,0 +1,208 @@
+"""The named rules a claim must pass against the passage it cites.
+
+Each rule is a function ``(claim, evidence) -> bool`` registered under a name in
+``RULES``; its docstring says what it catches, with an example. ``rag eval
+--without NAME`` switches one off to measure what it is worth. The rules are
+written for any English news, not for one corpus: whole words, real stems,
+names in any script, numbers in digits or words.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..text import MARKER, WORD, normalize_numbers, same_word
+
+RULES: dict[str, str] = {}  # name -> what the rule catches (its docstring)
+_CLAIM_RULES: list[tuple[str, Callable[[str, Evidence], bool]]] = []
+
+
+def register(name: str, doc: str) -> None:
+    """Name a rule that lives in the verification flow rather than in a function here."""
+    RULES[name] = " ".join(doc.split())
+
+
+def claim_rule(name: str) -> Callable:
+    def add(fn: Callable[[str, Evidence], bool]) -> Callable[[str, Evidence], bool]:
+        register(name, fn.__doc__ or "")
+        _CLAIM_RULES.append((name, fn))
+        return fn
+    return add
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A cited passage and what else a claim may lean on."""
+
+    text: str
+    article: str = ""  # the whole article the passage is from ("" = only the passage)
+    premise: frozenset[str] = frozenset()  # the question's own words, lowercased
+    _words: list[str] = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def haystack(self) -> str:
+        return normalize_numbers(self.text).lower()
+
+    def words(self) -> list[str]:
+        if not self._words:
+            self._words.extend({w.lower() for w in WORD.findall(self.text)})
+        return self._words
+
+
+def supports(claim: str, evidence: Evidence, off: frozenset[str] = frozenset()) -> bool:
+    """Whether every rule not switched off accepts ``claim`` against ``evidence``."""
+    return all(check(claim, evidence) for name, check in _CLAIM_RULES if name not in off)
+
+
+# --- numbers ---------------------------------------------------------------------------------
+
+# A number with its scale: "$10 billion" is not supported by "10 per cent".
+_QUANTITY = re.compile(r"(\d+(?:[.,]\d+)*)\s*(%|(?:per ?cent|percent|mn|million|bn|billion|trillion)\b)?",
+                       re.IGNORECASE)
+_SCALE = {"per cent": "%", "percent": "%", "mn": "million", "bn": "billion"}
+_VAGUE_NUMBER = (r"(?:several|a few|a couple(?: of)?)\s+(?:dozen|hundred|thousand|million)|"
+                 r"(?:dozens|hundreds|thousands|millions)\s+of")
+_VAGUE = re.compile(rf"\b(?:{_VAGUE_NUMBER})\b", re.IGNORECASE)
+# Area comes before length ("sq km" is not "km").
+_MEASURE = re.compile(
+    rf"(\d+(?:[.,]\d+)*|{_VAGUE_NUMBER})[\s-]*(?:"
+    r"(?P<area>(?:sq\.?|square)\s*(?:km|kilomet(?:re|er)s?|miles?|met(?:re|er)s?)|km2|km²|hectares?|acres?)|"
+    r"(?P<length>km|kilomet(?:re|er)s?|miles?|met(?:re|er)s?|feet|foot|ft|yards?)|"
+    r"(?P<time>seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)|"
+    r"(?P<mass>tonnes?|tons?|kg|kilograms?|pounds?|lbs?))\b", re.IGNORECASE)
+
+
+def quantities(text: str) -> set[str]:
+    out = set()
+    for number, scale in _QUANTITY.findall(normalize_numbers(text)):
+        scale = (scale or "").lower()
+        out.add(number.rstrip(".,") + _SCALE.get(scale, scale))
+    return out
+
+
+def _measures(text: str) -> set[tuple[str, str]]:
+    """(number, dimension) pairs: {("3000", "area")} for "3,000 sq km"."""
+    return {(" ".join(m.group(1).lower().rstrip(".,").split()), m.lastgroup or "")
+            for m in _MEASURE.finditer(normalize_numbers(text))}
+
+
+@claim_rule("numbers")
+def _numbers(claim: str, evidence: Evidence) -> bool:
+    """Every number a claim states, with its scale, is in the cited passage: "11,000 troops"
+    is not supported by a passage saying 10,000, nor "$10 billion" by "10 per cent"."""
+    found = quantities(evidence.haystack)
+    return all(n in found for n in quantities(MARKER.sub(" ", claim)))
+
+
+@claim_rule("measures")
+def _same_dimension(claim: str, evidence: Evidence) -> bool:
+    """A number with a unit measures the same thing in the passage: "3,000 square kilometres"
+    is not supported by "3,000 of them", nor "73 minutes" by "73 km"."""
+    return _measures(MARKER.sub(" ", claim)) <= _measures(evidence.haystack)
+
+
+@claim_rule("vague_quantities")
+def _vague(claim: str, evidence: Evidence) -> bool:
+    """A quantity in words is in the passage too: "several hundred square kilometres" is not
+    supported by "some 600 sq km", nor "hundreds of officers" by "500 officers"."""
+    haystack = " ".join(evidence.haystack.split())
+    return all(" ".join(v.lower().split()) in haystack for v in _VAGUE.findall(claim))
+
+
+# --- names ----------------------------------------------------------------------------------
+
+# Capitalised words that start sentences or clauses without naming anything.
+_COMMON = frozenset(
+    """a an the this that these those there it its he she they we i you his her their our
+    and but or so yet nor if when while as at by for from in into of on to with without about
+    above after before around up over under near some many most more several all both each
+    according however also meanwhile although though because since no yes not only one two
+    three four five six seven eight nine ten hundred thousand million
+    what who whom which where why how estimates estimate officials official reports report
+    around approximately roughly nearly almost least sources source passage passages article articles
+    monday tuesday wednesday thursday friday saturday sunday""".split()
+)
+
+
+def names(text: str) -> set[str]:
+    """The capitalised words a claim uses to name people, places and things."""
+    plain = MARKER.sub(" ", text)
+    out = {w.lower().strip("'’-") for w in WORD.findall(plain) if w[0].isupper()}
+    return {n for n in out if len(n) > 1 and n not in _COMMON}
+
+
+def _mentions(words: list[str], name: str) -> bool:
+    return any(same_word(name, w) for w in words)
+
+
+@claim_rule("names")
+def _names(claim: str, evidence: Evidence) -> bool:
+    """Every name a claim states is in the cited passage, as a whole word up to its ending
+    ("Koreans" is "Korea"; "Austin" is not "Australia"); a compound ("the Blinken-Yermak
+    meeting") when each part is. A name the question itself used may instead be anywhere in
+    the passage's article: asked about "the North Korean missile", a passage may say "the missile"."""
+    words = evidence.words()
+    context = WORD.findall(evidence.article.lower()) if evidence.article else words
+
+    def found(name: str) -> bool:
+        if _mentions(words, name):
+            return True
+        return any(same_word(name, p) for p in evidence.premise) and _mentions(context, name)
+
+    return all(found(n) or ("-" in n and all(found(part) for part in n.split("-") if len(part) > 1))
+               for n in names(claim))
+
+
+# --- descriptors ----------------------------------------------------------------------------
+
+_COMPASS_PLACE = re.compile(r"\b(north|south|east|west)(?:ern)?[\s-]+([a-z]{4,})", re.IGNORECASE)
+_FULL_NAME = re.compile(r"\b[A-Z][\w'’\-]+(?:\s+[A-Z][\w'’\-]+)+")  # "Kim Yong-hyun", "Lloyd Austin"
+_TITLE_REACH = 60  # characters before a name that can hold its title ("South Korean Defense Minister")
+
+
+def _places(text: str) -> list[tuple[str, str]]:
+    """[("north", "korea")] for "North Korea's", [("north", "korean")] for "North Korean", in order."""
+    return [(d.lower(), p.lower()) for d, p in _COMPASS_PLACE.findall(text)]
+
+
+@claim_rule("compass_places")
+def _compass(claim: str, evidence: Evidence) -> bool:
+    """A person keeps the compass place the passage gives them: "North Korea's defence minister
+    Kim Yong-hyun" is not supported by a passage that, every time it names him, calls him
+    "South Korean Defense Minister Kim Yong-hyun". Only the nearest place before the name is
+    his title ("South Korean officials said North Korean leader Kim Jong Un" makes Kim North Korean)."""
+    claimed = _places(claim)
+    if not claimed:
+        return True
+
+    def contradicts(title: tuple[str, str]) -> bool:  # the same place, another compass point
+        same_place = [d for d, p in claimed if same_word(p, title[1])]
+        return bool(same_place) and title[0] not in same_place
+
+    for name in _FULL_NAME.findall(MARKER.sub(" ", claim)):
+        if _places(name):
+            continue  # the place itself, not a person
+        titles = [_places(evidence.text[max(0, m.start() - _TITLE_REACH):m.start()])[-1:]
+                  for m in re.finditer(re.escape(name), evidence.text, re.IGNORECASE)]
+        if titles and all(t and contradicts(t[0]) for t in titles):
+            return False
+    return True
+
+
+# --- helpers the verification flow uses ------------------------------------------------------
+
+
+def has_facts(claim: str) -> bool:
+    """Whether a claim states anything checkable: a number or a name."""
+    return bool(quantities(MARKER.sub(" ", claim)) or names(claim))
+
+
+def mostly_from(passage: str, claim: str, share: float = 0.7) -> bool:
+    """Whether most of a claim's longer words are in the passage: it was copied from there."""
+    words = {w.lower() for w in WORD.findall(claim) if len(w) > 3}
+    if len(words) < 3:
+        return False
+    haystack = passage.lower()
+    return sum(w in haystack for w in words) / len(words) >= share
