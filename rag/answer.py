@@ -281,7 +281,8 @@ def _finish(raw: str, shown: list[Passage], question: str, articles: list[str]) 
     if checked.declined:
         return text if cite.is_decline(text) else prompt.DECLINE, [], True
     citations = [Citation(n, shown[i].chunk.doc_id, shown[i].title, shown[i].path, shown[i].chunk.start,
-                          shown[i].chunk.end, shown[i].text, shown[i].similarity)
+                          shown[i].chunk.end, shown[i].text, shown[i].similarity, shown[i].meta.source,
+                          shown[i].meta.published, shown[i].meta.author, shown[i].meta.url, shown[i].chunk.page)
                  for n, i in enumerate(order, start=1)]
     return text, citations, False
 

@@ -20,7 +20,7 @@ import numpy as np
 from .chunking import Chunk, split_sentences
 from .embedding import Embedder
 from .index import Index
-from .ingest import read_source
+from .ingest import ArticleMeta, read_source
 
 _ABUT = 2  # characters of whitespace between the two halves of a sentence cut between chunks
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*$")
@@ -70,6 +70,7 @@ class Passage:
     path: Path
     score: float  # fused dense + lexical score (higher is better)
     similarity: float  # cosine similarity to the question
+    meta: ArticleMeta = ArticleMeta()  # the article's outlet, date, author and URL, as indexed
 
     @property
     def text(self) -> str:
@@ -146,7 +147,9 @@ class Retriever:
         gap = text[min(a.end, c.end):max(a.start, c.start)]  # between them, if they do not overlap
         if text[a.start:a.end] != a.text or text[c.start:c.end] != c.text or (gap and not gap.isspace()):
             return None
-        return replace(p, chunk=Chunk(a.doc_id, min(a.ordinal, c.ordinal), start, end, text[start:end]))
+        first = a if a.start <= c.start else c  # its page, if a sentence runs on to the next one
+        return replace(p, chunk=replace(first, ordinal=min(a.ordinal, c.ordinal), start=start, end=end,
+                                        text=text[start:end]))
 
     def article(self, doc_id: str) -> str:
         """The indexed text of a whole document (its chunks; overlaps repeat)."""
@@ -248,7 +251,8 @@ class Retriever:
             per_doc[c.doc_id] = per_doc.get(c.doc_id, 0) + 1
             shown |= figs.get(i, set())
             info = self.index.docs[c.doc_id]
-            picked.append(Passage(c, info.title, self.index.source_path(c.doc_id), fused[i], similarity[i]))
+            picked.append(Passage(c, info.title, self.index.source_path(c.doc_id), fused[i], similarity[i],
+                                  info.meta))
         return picked
 
     def focus(self, passages: list[Passage], queries: Sequence[str], max_chars: int, k: int) -> list[Passage]:
@@ -283,7 +287,7 @@ class Retriever:
                 lo, hi = min(lo, j), max(hi, j)
             start, end = ss[lo][0], ss[hi][1]
             text = p.text[start - p.chunk.start : end - p.chunk.start]
-            focused.append(replace(p, chunk=Chunk(p.chunk.doc_id, p.chunk.ordinal, start, end, text)))
+            focused.append(replace(p, chunk=replace(p.chunk, start=start, end=end, text=text)))
         by_sentence = sorted(range(len(focused)), key=lambda i: -best[i])
         fused = {i: 1.0 / (_RRF_K + i + 1) for i in range(len(focused))}
         for rank, i in enumerate(by_sentence):

@@ -176,7 +176,7 @@ def test_oversized_file_is_skipped(corpus, caplog, monkeypatch):
 def test_empty_folder_raises_actionable_error(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    (empty / "notes.pdf").write_bytes(b"%PDF-1.4")  # not an article type
+    (empty / "notes.docx").write_bytes(b"PK\x03\x04")  # not an article type
     with pytest.raises(CorpusError, match=r"no articles.*\.txt.*Add some"):
         load_corpus(empty)
 
