@@ -71,7 +71,11 @@ class Document:
 
 def content_key(doc: Document) -> str:
     """Equal for two files with the same article text (layout and case aside)."""
-    return hashlib.sha256(" ".join(doc.clean_text.split()).lower().encode()).hexdigest()
+    return _key(doc.clean_text)
+
+
+def _key(clean_text: str) -> str:
+    return hashlib.sha256(" ".join(clean_text.split()).lower().encode()).hexdigest()
 
 
 def decode(data: bytes, path: Path) -> str | None:
@@ -102,32 +106,46 @@ def _outside(regions: list[tuple[int, int]], length: int) -> list[tuple[int, int
     return [*keep, (pos, length)] if pos < length else keep
 
 
-def _spans_and_layers(data: bytes, text: str, path: Path) -> tuple[list[tuple[int, int]], list[Layer]]:
-    """The content spans of a decoded file and the metadata layers its format offers."""
+def _content(data: bytes, text: str, path: Path) -> tuple[list[tuple[int, int]], list[Layer], list[str]]:
+    """The content spans of a decoded file, the metadata layers its text offers (front
+    matter, header lines, dateline; a web page's tags are read by ``html_layers``) and
+    any problems to report. Logs nothing, so it can also be used to compare files."""
     suffix = path.suffix.lower()
     layers: list[Layer] = []
+    problems: list[str] = []
     if suffix in HTML_SUFFIXES:
-        page = data.decode("utf-8-sig")
-        layers += html_layers(page)
-        spans = spans_within(text, main_content(page, text))
+        spans = spans_within(text, main_content(data.decode("utf-8-sig"), text))
         if not _PROSE.search("\n".join(text[s:e] for s, e in spans)):
-            return [], layers  # links and labels only: a section front, not an article
+            return [], layers, problems  # links and labels only: a section front, not an article
     else:
         skip: list[tuple[int, int]] = []
         start = 0
         if suffix == ".md":
-            matter, start = front_matter(text, path)
+            matter, start, problem = front_matter(text)
             layers += [matter] if matter else []
+            problems += [problem] if problem else []
             skip.append((0, start))
         if suffix in _TEXT_SUFFIXES:
             header, lines = header_lines(text, start)
             layers += [header] if header else []
             skip += lines
         spans = spans_within(text, _outside(skip, len(text))) if skip else content_spans(text)
-    first_lines = [text[s:e].split("\n", 1)[0] for s, e in spans[:3]]
+    first_lines = [line for s, e in spans[:3] for line in text[s:e].splitlines() if line.strip()][:3]
     if line := dateline(first_lines):
         layers.append(line)
-    return spans, layers
+    return spans, layers, problems
+
+
+def file_content_key(path: Path) -> str | None:
+    """``content_key`` of the article in ``path`` without building its Document or
+    reporting anything; None if it is no readable article."""
+    try:
+        data = path.read_bytes()
+        text = text_of(data, path)
+    except (OSError, Unreadable):
+        return None
+    spans = _content(data, text, path)[0]
+    return _key("\n".join(text[s:e] for s, e in spans)) if spans else None
 
 
 def read_article(path: Path, overrides: Mapping[str, object] | None = None) -> Document:
@@ -142,9 +160,13 @@ def read_article(path: Path, overrides: Mapping[str, object] | None = None) -> D
     if not data.strip():
         raise Unreadable("it is empty")
     text = text_of(data, path)
-    spans, layers = _spans_and_layers(data, text, path)
+    spans, layers, problems = _content(data, text, path)
     if not spans:
         raise Unreadable("no article text in it")
+    for problem in problems:
+        log.warning("%s: %s", path, problem)
+    if path.suffix.lower() in HTML_SUFFIXES:
+        layers = [*html_layers(data.decode("utf-8-sig")), *layers]
     if overrides:
         layers.insert(0, ("the sidecar", overrides))
     meta = combine(layers, path, headline(text, spans, path.stem))
@@ -205,6 +227,7 @@ def load_corpus(folder: Path) -> list[Document]:
 
 __all__ = [
     "ArticleMeta", "CLEANING_VERSION", "Document", "MAX_FILE_BYTES", "PDF_SUFFIX", "SIDECARS", "SUFFIXES",
-    "Unreadable", "content_key", "content_spans", "corpus_files", "decode", "load_corpus", "load_document",
+    "Unreadable", "content_key", "content_spans", "corpus_files", "decode", "file_content_key", "load_corpus",
+    "load_document",
     "parse_date", "read_article", "read_source", "read_sidecar",
 ]

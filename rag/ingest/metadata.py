@@ -186,23 +186,23 @@ _FRONT_KEYS = {"title": "title", "source": "source", "publisher": "source", "out
                "url": "url", "link": "url"}
 
 
-def front_matter(text: str, path: Path) -> tuple[Layer | None, int]:
-    """A Markdown file's YAML front matter as a layer, and where the article after it starts."""
+def front_matter(text: str) -> tuple[Layer | None, int, str | None]:
+    """A Markdown file's YAML front matter as a layer, where the article after it starts,
+    and what is wrong with it, if anything."""
     m = _FRONT_MATTER.match(text)
     if not m:
-        return None, 0
+        return None, 0, None
     import yaml
 
     try:
         data = yaml.safe_load(m.group(1) or "")
     except yaml.YAMLError as exc:
-        log.warning("%s: its front matter is not valid YAML (%s); its fields are not used.", path,
-                    str(exc).splitlines()[0])
-        data = None
+        return None, m.end(), (f"its front matter is not valid YAML ({str(exc).splitlines()[0]}); "
+                               "its fields are not used")
     if not isinstance(data, dict):
-        return None, m.end()
+        return None, m.end(), "its front matter is not a list of fields (key: value); it is not used"
     return ("front matter", {_FRONT_KEYS[k.lower()]: v for k, v in data.items()
-                             if isinstance(k, str) and k.lower() in _FRONT_KEYS}), m.end()
+                             if isinstance(k, str) and k.lower() in _FRONT_KEYS}), m.end(), None
 
 
 _HEADER_LABELS = {"source": "source", "outlet": "source", "publisher": "source", "author": "author",
