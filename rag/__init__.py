@@ -9,6 +9,7 @@ from .answer import Answer, AnswerStream, Citation, Timings, ask, get_engine
 from .config import Settings
 from .errors import CorpusError, IndexStoreError, InputError, ModelError, RagError
 from .index import Index
+from .ingest import ArticleMeta
 from .retrieve import Passage
 
 
@@ -24,7 +25,7 @@ def build_index(settings: Settings | None = None, progress: bool = False) -> Ind
 
 
 __all__ = [
-    "Answer", "AnswerStream", "Citation", "Timings", "Passage", "Index", "Settings",
+    "Answer", "AnswerStream", "ArticleMeta", "Citation", "Timings", "Passage", "Index", "Settings",
     "ask", "build_index", "get_engine",
     "RagError", "InputError", "CorpusError", "IndexStoreError", "ModelError",
 ]
