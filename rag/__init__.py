@@ -10,6 +10,7 @@ from .engine import Engine, ask, get_engine
 from .config import Settings
 from .errors import CorpusError, IndexStoreError, InputError, ModelError, RagError
 from .index import Index
+from .ingest import ArticleMeta
 from .retrieve import Passage
 
 
@@ -25,7 +26,7 @@ def build_index(settings: Settings | None = None, progress: bool = False) -> Ind
 
 
 __all__ = [
-    "Answer", "AnswerStream", "Citation", "Timings", "Passage", "Index", "Settings", "Engine",
+    "Answer", "AnswerStream", "ArticleMeta", "Citation", "Timings", "Passage", "Index", "Settings", "Engine",
     "Retrieved", "Delta", "Status", "Final", "ask", "build_index", "get_engine",
     "RagError", "InputError", "CorpusError", "IndexStoreError", "ModelError",
 ]

@@ -30,6 +30,7 @@ class Chunk:
     start: int  # [start, end) offsets into the document's text
     end: int
     text: str
+    page: int | None = None  # 1-based page of a PDF (a chunk never spans two), None for other formats
 
     @property
     def chunk_id(self) -> str:
@@ -103,7 +104,7 @@ def chunk_document(doc: Document, size: int, overlap: int) -> list[Chunk]:
             while j < len(units) and units[j][1] - units[i][0] <= size:
                 j += 1
             s, e = units[i][0], units[j - 1][1]
-            chunks.append(Chunk(doc.doc_id, len(chunks), s, e, doc.text[s:e]))
+            chunks.append(Chunk(doc.doc_id, len(chunks), s, e, doc.text[s:e], doc.page_of(s)))
             if j == len(units):
                 break
             back = j

@@ -1,4 +1,4 @@
-"""The `rag` command: index, ask, chat, eval, bench, doctor, ui.
+"""The `rag` command: index, add, ask, chat, eval, bench, doctor, ui.
 
 A thin adapter: parses arguments, calls the library, turns RagError into a
 message and a non-zero exit. Heavy imports happen inside the commands so that
@@ -48,6 +48,22 @@ def cmd_index(args: argparse.Namespace) -> int:
     index = build_index(_settings(args), progress=True)
     print(f"Indexed {len(index.docs)} documents as {len(index.chunks)} chunks in {index.directory}.")
     return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from . import build_index
+    from .corpus import add_sources
+
+    settings = _settings(args)
+    result = add_sources(args.sources, settings.corpus_dir)
+    for path in result.added:
+        print(f"Added {path.name}")
+    for rejected in result.rejected:
+        print(f"warning: {rejected.name} was not added: {rejected.reason}.", file=sys.stderr)
+    if result.added:
+        index = build_index(settings, progress=True)
+        print(f"Indexed {len(index.docs)} documents as {len(index.chunks)} chunks in {index.directory}.")
+    return 1 if result.rejected else 0
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -146,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("corpus_dir", nargs="?", help="folder of articles (default: seeds/)")
     p.add_argument("--index-dir", help="index folder (default: index/)")
     p.set_defaults(func=cmd_index)
+
+    p = add("add", "add articles: files, folders, RSS/Atom feeds (file or URL) or web pages (URL); "
+                   "then update the index", corpus=True)
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="a file, a folder of them, a feed or an address")
+    p.set_defaults(func=cmd_add)
 
     p = add("ask", "answer one question", corpus=True)
     p.add_argument("question")

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
                              "argument; see the README's Configuration table).") from exc
 
     # --- where things live -------------------------------------------------
-    corpus_dir: Path = Field(Path("seeds"), description="Folder of articles (.txt, .md, .html).")
+    corpus_dir: Path = Field(Path("seeds"), description="Folder of articles (.txt, .md, .html, .pdf).")
     index_dir: Path = Field(Path("index"), description="Where the FAISS index, chunk store and manifest live.")
     cache_dir: Path = Field(default_factory=_default_cache_dir, description="Per-user cache for the assembled GGUF and the onnx embedder.")
 

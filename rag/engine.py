@@ -17,6 +17,7 @@ from .config import Settings
 from .generate import ChatModel
 from .index import Index, sync
 from .ingest import SUFFIXES
+from .ingest.sidecar import SIDECARS
 from .models import get_embedder, get_llm
 from .retrieve import Passage, Retriever
 
@@ -24,10 +25,11 @@ History = Sequence[tuple[str, str]]  # (question, answer) pairs, oldest first
 
 
 def _corpus_snapshot(folder: Path) -> tuple:
-    """Names, sizes and mtimes: cheap enough to check before every question."""
+    """Names, sizes and mtimes of the articles and the metadata sidecar: cheap enough to
+    check before every question."""
     try:
         return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(folder)
-                            if e.is_file() and e.name.lower().endswith(SUFFIXES)))
+                            if e.is_file() and (e.name.lower().endswith(SUFFIXES) or e.name in SIDECARS)))
     except FileNotFoundError:
         return ()
 

@@ -20,3 +20,13 @@ class IndexStoreError(RagError):
 
 class ModelError(RagError):
     """A model could not be found, verified or loaded."""
+
+
+class SourceError(InputError):
+    """Something given to `rag add` that cannot be used: a feed that is no feed, an
+    address that cannot be fetched. ``reason`` completes "<source> was not added: …"."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source} was not added: {reason}.")
+        self.source = source
+        self.reason = reason

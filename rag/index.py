@@ -31,7 +31,7 @@ import numpy as np
 
 from .chunking import Chunk, chunk_document
 from .errors import IndexStoreError
-from .ingest import CLEANING_VERSION, Document, load_corpus
+from .ingest import CLEANING_VERSION, ArticleMeta, Document, load_corpus
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: articles' metadata (source, author, published, url) and fingerprints; chunk pages
 MANIFEST = "manifest.json"
 
 
@@ -48,8 +48,24 @@ class DocInfo:
     doc_id: str
     file: str  # file name inside the corpus folder
     title: str
-    sha256: str
+    sha256: str  # of the file's bytes
     chunks: int
+    source: str | None = None  # the outlet
+    author: str | None = None
+    published: str | None = None  # ISO date, YYYY-MM-DD
+    url: str | None = None
+    fingerprint: str = ""  # the file, its metadata and its format's reader: a change re-indexes it
+
+    @classmethod
+    def of(cls, doc: Document, chunks: int) -> DocInfo:
+        meta = doc.meta.to_json()
+        del meta["title"]
+        return cls(doc.doc_id, doc.path.name, doc.title, doc.sha256, chunks, **meta, fingerprint=doc.fingerprint)
+
+    @property
+    def meta(self) -> ArticleMeta:
+        return ArticleMeta.from_json({"title": self.title, "source": self.source, "author": self.author,
+                                      "published": self.published, "url": self.url})
 
 
 @dataclass
@@ -73,6 +89,10 @@ class Index:
 
     def source_path(self, doc_id: str) -> Path:
         return (self.corpus_dir / self.docs[doc_id].file).resolve()
+
+    def meta(self, doc_id: str) -> ArticleMeta:
+        """The article's title, outlet, author, publication date and URL as indexed."""
+        return self.docs[doc_id].meta
 
 
 # --- files ------------------------------------------------------------------------
@@ -249,7 +269,7 @@ def sync(settings: Settings, embedder: Embedder, progress: bool = False,
                 entry[1].append(rows[i])
         current = {d.doc_id: d for d in docs}
         unchanged = {d for d, doc in current.items()
-                     if old is not None and d in old.docs and old.docs[d].sha256 == doc.sha256}
+                     if old is not None and d in old.docs and old.docs[d].fingerprint == doc.fingerprint}
         changed = [doc for d, doc in current.items() if d not in unchanged]
         removed = set(old.docs) - set(current) if old is not None else set()
         if old is not None and not changed and not removed:
@@ -278,8 +298,7 @@ def sync(settings: Settings, embedder: Embedder, progress: bool = False,
                 idx = by_doc.get(doc_id, [])
                 chunks.extend(new_chunks[i] for i in idx)
                 rows.extend(new_vecs[i] for i in idx)
-            infos[doc_id] = DocInfo(doc_id, doc.path.name, doc.title, doc.sha256,
-                                    len(chunks) - before)  # not a scan of all chunks per document
+            infos[doc_id] = DocInfo.of(doc, len(chunks) - before)  # not a scan of all chunks per document
         matrix = np.vstack(rows).astype(np.float32) if rows else np.zeros((0, embedder.dim), np.float32)
         index = Index(directory, corpus_dir, embedder.name, settings.chunk_size, settings.chunk_overlap,
                       infos, chunks, build_faiss(matrix, embedder.dim, settings))

@@ -20,7 +20,7 @@ import numpy as np
 from .chunking import Chunk
 from .embedding import Embedder
 from .index import Index
-from .ingest import read_source
+from .ingest import ArticleMeta, read_source
 from .text import figures, normalize_numbers, stopwords
 
 _ABUT = 2  # characters of whitespace between the two halves of a sentence cut between chunks
@@ -41,6 +41,7 @@ class Passage:
     path: Path
     score: float  # fused dense + lexical score (higher is better)
     similarity: float  # cosine similarity to the question
+    meta: ArticleMeta = ArticleMeta()  # the article's outlet, date, author and URL, as indexed
 
     @property
     def text(self) -> str:
@@ -112,7 +113,9 @@ class Retriever:
         gap = text[min(a.end, c.end):max(a.start, c.start)]  # between them, if they do not overlap
         if text[a.start:a.end] != a.text or text[c.start:c.end] != c.text or (gap and not gap.isspace()):
             return None
-        return replace(p, chunk=Chunk(a.doc_id, min(a.ordinal, c.ordinal), start, end, text[start:end]))
+        first = a if a.start <= c.start else c  # its page, if a sentence runs on to the next one
+        return replace(p, chunk=replace(first, ordinal=min(a.ordinal, c.ordinal), start=start, end=end,
+                                        text=text[start:end]))
 
     def article(self, doc_id: str) -> str:
         """The indexed text of a whole document (its chunks; overlaps repeat)."""
@@ -214,7 +217,8 @@ class Retriever:
             per_doc[c.doc_id] = per_doc.get(c.doc_id, 0) + 1
             shown |= figs.get(i, set())
             info = self.index.docs[c.doc_id]
-            picked.append(Passage(c, info.title, self.index.source_path(c.doc_id), fused[i], similarity[i]))
+            picked.append(Passage(c, info.title, self.index.source_path(c.doc_id), fused[i], similarity[i],
+                                  info.meta))
         return picked
 
 

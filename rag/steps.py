@@ -128,7 +128,8 @@ def verify_reply(engine: Engine, d: Draft, raw: str, shown: list[Passage]) -> Re
 
 
 def citation(marker: int, p: Passage) -> Citation:
-    return Citation(marker, p.chunk.doc_id, p.title, p.path, p.chunk.start, p.chunk.end, p.text, p.similarity)
+    return Citation(marker, p.chunk.doc_id, p.title, p.path, p.chunk.start, p.chunk.end, p.text, p.similarity,
+                    p.meta.source, p.meta.published, p.meta.author, p.meta.url, p.chunk.page)
 
 
 def run_look(engine: Engine, d: Draft, look: Look, first: bool) -> Iterator[Delta]:

@@ -220,3 +220,46 @@ def test_a_quote_must_be_about_what_the_question_asks(question, passage, on):
     from rag.verify.question import on_question
 
     assert on_question(question, None, [passage]) is on
+
+
+def test_citations_carry_the_articles_metadata(tmp_path, fake_embedder):
+    """Over the news fixture corpus, a citation says which outlet published its passage and when."""
+    import shutil
+    from datetime import date
+
+    from rag.config import Settings
+
+    corpus = tmp_path / "news"
+    shutil.copytree(Path(__file__).resolve().parent / "data" / "news" / "corpus", corpus)
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", cache_dir=tmp_path / "cache",
+                        min_relevance=0.0, second_look=0.0)
+    engine = make_engine(settings, fake_embedder, [cite_passage_with("23", "The final death toll was {}")])
+    answer = engine.ask("How many people died in the Valdena landslide in the end?")
+    assert not answer.declined, answer.text
+    [c] = answer.citations
+    assert c.doc_id == "landslide-harbour-courier" and "23" in c.text
+    assert (c.source, c.published, c.author) == ("The Harbour Courier", date(2025, 3, 6), "Priya Natarajan")
+    assert c.url == "https://harbourcourier.example/2025/03/06/valdena-landslide-final-toll"
+    assert c.page is None  # not a PDF
+    assert decode(c.path.read_bytes(), c.path)[c.start:c.end] == c.text
+    shown = {p.chunk.doc_id: p.meta for p in answer.passages}
+    assert shown["landslide-harbour-courier"].source == "The Harbour Courier"
+
+
+def test_a_pdf_citation_carries_its_page(tmp_path, fake_embedder):
+    from rag.config import Settings
+
+    from .pdf_maker import make_pdf
+
+    corpus = tmp_path / "pdfs"
+    corpus.mkdir()
+    (corpus / "report.pdf").write_bytes(make_pdf([
+        ["Annual flood report", "The river rose twice in the spring."],
+        ["In the autumn flood, 412 homes were damaged in Port Alder, the council said."]]))
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", cache_dir=tmp_path / "cache",
+                        min_relevance=0.0, second_look=0.0)
+    engine = make_engine(settings, fake_embedder, [cite_passage_with("412", "The council said {} homes were damaged")])
+    answer = engine.ask("How many homes were damaged in the autumn flood?")
+    [c] = answer.citations
+    assert c.page == 2 and "412" in c.text
+    assert decode(c.path.read_bytes(), c.path)[c.start:c.end] == c.text

@@ -7,6 +7,8 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -171,6 +173,71 @@ def test_sync_accepts_preloaded_docs(settings, fake_embedder):
     docs = [d for d in load_corpus(settings.corpus_dir) if d.doc_id != D000]
     index = sync(settings, fake_embedder, docs=docs)
     assert D000 not in index.docs and len(index.docs) == 4
+
+
+# --- article metadata ------------------------------------------------------------------------
+
+NEWS = Path(__file__).resolve().parent / "data" / "news" / "corpus"
+
+
+@pytest.fixture
+def news_settings(tmp_path) -> Settings:
+    folder = tmp_path / "news"
+    shutil.copytree(NEWS, folder)
+    return Settings(corpus_dir=folder, index_dir=tmp_path / "news-index", cache_dir=tmp_path / "cache")
+
+
+def test_metadata_is_stored_in_the_manifest_and_exposed(news_settings, fake_embedder):
+    index = sync(news_settings, fake_embedder)
+    info = manifest(news_settings)["docs"]["landslide-harbour-courier"]
+    assert (info["source"], info["author"], info["published"], info["url"]) == (
+        "The Harbour Courier", "Priya Natarajan", "2025-03-06",
+        "https://harbourcourier.example/2025/03/06/valdena-landslide-final-toll")
+    assert manifest(news_settings)["docs"]["evacuation-wire-tessel-times"]["author"] is None
+    loaded = load(news_settings.index_dir, news_settings.corpus_dir)
+    assert loaded.docs == index.docs
+    meta = loaded.meta("landslide-valley-post")
+    assert (meta.title, meta.source, meta.author, meta.published) == (
+        "At least 12 killed as hillside collapses onto Valdena homes", "Valley Post", "Mira Halloran", date(2025, 3, 3))
+
+
+def test_a_sidecar_edit_re_indexes_that_article_only(news_settings, fake_embedder):
+    built = sync(news_settings, fake_embedder)
+    sidecar = news_settings.corpus_dir / "metadata.jsonl"
+    sidecar.write_text(sidecar.read_text(encoding="utf-8").replace("Felix Aro", "Felix Arosa"), encoding="utf-8")
+    texts = fake_embedder.texts_embedded
+    index = sync(news_settings, fake_embedder)
+    tram = "tram-line-coastline-daily"
+    assert index.meta(tram).author == "Felix Arosa" and manifest(news_settings)["docs"][tram]["author"] == "Felix Arosa"
+    assert fake_embedder.texts_embedded - texts == index.docs[tram].chunks > 0
+    assert {d: i for d, i in index.docs.items() if d != tram} == {d: i for d, i in built.docs.items() if d != tram}
+    assert index.docs[tram].fingerprint != built.docs[tram].fingerprint
+    texts = fake_embedder.texts_embedded
+    sync(news_settings, fake_embedder)  # and then it is settled
+    assert fake_embedder.texts_embedded == texts
+
+
+def test_a_front_matter_edit_re_indexes_that_article(news_settings, fake_embedder):
+    sync(news_settings, fake_embedder)
+    path = news_settings.corpus_dir / "football-northern-ledger.md"
+    path.write_text(path.read_text(encoding="utf-8").replace("date: 2025-03-02", "date: 2025-03-03"), encoding="utf-8")
+    index = sync(news_settings, fake_embedder)
+    assert index.meta("football-northern-ledger").published == date(2025, 3, 3)
+
+
+def test_an_index_of_the_previous_format_is_rebuilt(settings, fake_embedder, built, caplog):
+    m = manifest(settings)
+    m["format_version"] = 1
+    for info in m["docs"].values():  # what a format-1 manifest held
+        for key in ("source", "author", "published", "url", "fingerprint"):
+            del info[key]
+    (settings.index_dir / MANIFEST).write_text(json.dumps(m), encoding="utf-8")
+    texts = fake_embedder.texts_embedded
+    with caplog.at_level(logging.WARNING, logger="rag.index"):
+        index = sync(settings, fake_embedder)
+    assert "format 1" in caplog.text and "Rebuilding" in caplog.text
+    assert fake_embedder.texts_embedded - texts == len(index.chunks)
+    assert manifest(settings)["docs"]["001_498c3693e6a17ef7"]["source"] == "UPI"  # from its dateline
 
 
 # --- settings changes --------------------------------------------------------------------
