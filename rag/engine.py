@@ -9,17 +9,20 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 from . import looks, prompt, steps
 from .answer import Answer, AnswerStream, Event, Final, Retrieved, Status
 from .config import Settings
+from .errors import InputError
 from .generate import ChatModel
 from .index import Index, sync
 from .ingest import SUFFIXES
 from .ingest.sidecar import SIDECARS
 from .models import get_embedder, get_llm
-from .retrieve import Passage, Retriever
+from .retrieve import Filter, Passage, Retriever
 
 History = Sequence[tuple[str, str]]  # (question, answer) pairs, oldest first
 
@@ -58,19 +61,27 @@ class Engine:
             return self.index
 
     def retrieve(self, question: str, history: History = (), k: int | None = None,
-                 doc_ids: Iterable[str] | None = None) -> list[Passage]:
+                 where: Filter | None = None) -> list[Passage]:
         """The passages ``ask`` would give the model for ``question`` (a follow-up is not rewritten)."""
-        d = steps.Draft(question, list(history), k or self.settings.top_k, doc_ids, 0.0, standalone=question)
+        d = steps.Draft(question, list(history), k or self.settings.top_k, where or Filter(), 0.0,
+                        standalone=question)
         steps.retrieve(self, d)
         return d.passages
 
-    def events(self, question: str, history: History | None = None, k: int | None = None,
-               doc_ids: Iterable[str] | None = None, temperature: float | None = None) -> Iterator[Event]:
-        """Answer ``question``, as events: Retrieved, Delta…, Status…, Final."""
+    def events(self, question: str, history: History | None = None, *, k: int | None = None,
+               doc_ids: Iterable[str] | None = None, sources: Iterable[str] | None = None,
+               since: date | str | None = None, until: date | str | None = None,
+               temperature: float | None = None) -> Iterator[Event]:
+        """Answer ``question``, as events: Retrieved, Delta…, Status…, Final. ``doc_ids``,
+        ``sources`` (outlets), ``since`` and ``until`` (dates or ISO strings, inclusive)
+        restrict the articles searched."""
         question = prompt.clean_question(question)
         prompt.check_fits(prompt.neutralize(question), self.llm, self.settings.max_tokens)  # before any work
+        where = Filter(frozenset(doc_ids) if doc_ids is not None else None,
+                       frozenset(sources) if sources is not None else None,
+                       as_date(since, "since"), as_date(until, "until"))
         self.refresh()
-        d = steps.Draft(question, list(history or []), k or self.settings.top_k, doc_ids,
+        d = steps.Draft(question, list(history or []), k or self.settings.top_k, where,
                         self.settings.temperature if temperature is None else temperature)
         return self._run(d)
 
@@ -90,16 +101,26 @@ class Engine:
             steps.check(self, d)
         yield Final(d.answer())
 
-    def ask(self, question: str, history: History | None = None, k: int | None = None,
-            stream: bool = False, doc_ids: Iterable[str] | None = None,
-            temperature: float | None = None) -> Answer | AnswerStream:
-        answer = AnswerStream(self.events(question, history, k, doc_ids, temperature))
+    def ask(self, question: str, history: History | None = None, *, stream: bool = False,
+            **options: Any) -> Answer | AnswerStream:
+        """The verified answer (or, with ``stream``, an AnswerStream); ``options`` as for ``events``."""
+        answer = AnswerStream(self.events(question, history, **options))
         if stream:
             return answer
         for _ in answer:
             pass
         assert answer.answer is not None
         return answer.answer
+
+
+def as_date(value: date | str | None, name: str) -> date | None:
+    """A date given as a date or an ISO string (2024-10-29); InputError names a bad one."""
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise InputError(f"{name}={value!r} is not a date: give it as YYYY-MM-DD, e.g. 2024-10-29.") from None
 
 
 _engines: dict[Settings, Engine] = {}
@@ -115,13 +136,15 @@ def get_engine(settings: Settings | None = None, progress: bool = False) -> Engi
         return _engines[settings]
 
 
-def ask(question: str, *, history: History | None = None, k: int | None = None, stream: bool = False,
-        settings: Settings | None = None, doc_ids: Iterable[str] | None = None,
-        temperature: float | None = None) -> Answer | AnswerStream:
+def ask(question: str, *, history: History | None = None, stream: bool = False, settings: Settings | None = None,
+        **options: Any) -> Answer | AnswerStream:
     """Answer ``question`` from the indexed articles, with verified citations.
+
+    Options: ``k`` (passages), ``doc_ids``, ``sources`` (outlets), ``since`` and ``until``
+    (dates or ISO strings) to restrict the search, ``temperature``.
 
     >>> a = ask("How many North Korean troops are in Russia according to the Pentagon?")  # doctest: +SKIP
     >>> a.text, a.citations[0].doc_id                                                      # doctest: +SKIP
     ('The Pentagon says about 10,000 North Korean troops are in Russia [1].', '000_3aae16b9763f2444')
     """
-    return get_engine(settings).ask(question, history, k, stream, doc_ids, temperature)
+    return get_engine(settings).ask(question, history, stream=stream, **options)

@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,32 @@ _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*$")
 # answers' facts, relative-score fusion 0.887 at any lexical weight from 0.6 to 1.5.
 # Rank fusion buries a passage that is near the top of one list but absent from the
 # other ("upwards of 12,000 North Koreans" never says "troops"); scores keep that margin.
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which articles a search may return: by document, outlet and publication date.
+    None means no restriction; an article without a known date never passes a date bound."""
+
+    doc_ids: frozenset[str] | None = None
+    sources: frozenset[str] | None = None  # outlet names, compared without case
+    since: date | None = None  # published on or after
+    until: date | None = None  # published on or before
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in (self.doc_ids, self.sources, self.since, self.until))
+
+    def admits(self, doc_id: str, meta: ArticleMeta) -> bool:
+        if self.doc_ids is not None and doc_id not in self.doc_ids:
+            return False
+        if self.sources is not None and (meta.source or "").casefold() not in {s.casefold() for s in self.sources}:
+            return False
+        if self.since or self.until:
+            if meta.published is None:
+                return False
+            if (self.since and meta.published < self.since) or (self.until and meta.published > self.until):
+                return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -143,7 +170,7 @@ class Retriever:
         return [(i, s) for i, s in hits if allowed is None or i in allowed][:n]
 
     def search(self, queries: Sequence[str], k: int, candidates: int, max_per_doc: int,
-               doc_ids: Iterable[str] | None, lexical_weight: float, figure_bonus: float = 0.0) -> list[Passage]:
+               where: Filter | None, lexical_weight: float, figure_bonus: float = 0.0) -> list[Passage]:
         """Top ``k`` passages for the queries (several for follow-ups: the question
         alone and with its context), best first.
 
@@ -155,9 +182,9 @@ class Retriever:
         if not chunks or not queries:
             return []
         allowed = None
-        if doc_ids is not None:
-            wanted = set(doc_ids)
-            allowed = np.array([i for i, c in enumerate(chunks) if c.doc_id in wanted], dtype=np.int64)
+        if where:  # filtered before ranking, so k passages still come from the allowed articles
+            docs = {d for d in self.index.docs if where.admits(d, self.index.meta(d))}
+            allowed = np.array([i for i, c in enumerate(chunks) if c.doc_id in docs], dtype=np.int64)
             if not len(allowed):
                 return []
         n = min(candidates, len(chunks))

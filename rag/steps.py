@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import prompt
 from .answer import Answer, Citation, Delta, Timings
-from .retrieve import Passage
+from .retrieve import Filter, Passage
 from .verify import is_decline, verify
 from .verify.question import ASKS_QUANTITY, fits_question
 
@@ -35,7 +35,7 @@ class Draft:
     question: str  # as asked (cleaned)
     history: History
     k: int
-    doc_ids: Iterable[str] | None
+    where: Filter
     temperature: float
     started: float = field(default_factory=time.perf_counter)
     standalone: str = ""  # the question made to stand alone (a follow-up rewritten)
@@ -93,7 +93,7 @@ def retrieve(engine: Engine, d: Draft) -> None:
     if d.history:
         queries.append(f"{d.history[-1][0]} {d.standalone}")
     bonus = s.figure_bonus if ASKS_QUANTITY.search(d.standalone) else 0.0
-    d.passages = engine.retriever.search(queries, d.k, s.candidates, s.max_per_doc, d.doc_ids, s.lexical_weight,
+    d.passages = engine.retriever.search(queries, d.k, s.candidates, s.max_per_doc, d.where, s.lexical_weight,
                                          bonus)
     d.retrieval_s = time.perf_counter() - d.started
 

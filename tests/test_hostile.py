@@ -27,6 +27,7 @@ import pytest
 from rag import prompt
 from rag.answer import Answer
 from rag.engine import Engine
+from rag.retrieve import Filter
 from rag.config import Settings
 from rag.evaluate import markers_resolve
 from rag.retrieve import Passage
@@ -171,7 +172,7 @@ def test_prompt_from_retrieval_has_no_raw_control_tokens(hostile_settings, fake_
 def test_injected_text_stays_inside_the_passage_block(hostile_settings, fake_embedder, doc):
     question = "How many North Korean troops are in Russia according to the Pentagon?"
     engine, _ = engine_with(hostile_settings, fake_embedder, [])
-    seeds = engine.retrieve(question, [], 3, SEED_DOCS)
+    seeds = engine.retrieve(question, [], 3, Filter(doc_ids=frozenset(SEED_DOCS)))
     hostile_passages = article_passages(engine, doc)
     sys_h, user_h = build(seeds[:1] + hostile_passages + seeds[1:], question)
     sys_c, user_c = build(seeds, question)

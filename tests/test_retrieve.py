@@ -3,13 +3,14 @@ filter, with the fake embedder over small made-up corpora."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from rag.config import Settings
 from rag.index import sync
-from rag.retrieve import Retriever, _lexical_text, _scaled, unit_words
+from rag.retrieve import Filter, Retriever, _lexical_text, _scaled, unit_words
 from rag.text import figures, normalize_numbers
 
 from .conftest import FakeEmbedder
@@ -27,7 +28,8 @@ def retriever(tmp_path: Path, articles: dict[str, str], **overrides) -> Retrieve
 
 def search(r: Retriever, queries: list[str], k: int, max_per_doc: int = 3, doc_ids=None,
            lexical_weight: float = Settings().lexical_weight):
-    return r.search(queries, k, 30, max_per_doc, doc_ids, lexical_weight)
+    where = Filter(doc_ids=frozenset(doc_ids)) if doc_ids is not None else None
+    return r.search(queries, k, 30, max_per_doc, where, lexical_weight)
 
 
 FILLER = " ".join(f"Sentence number {n} talks about the weather in the valley." for n in range(12))
@@ -158,3 +160,18 @@ def test_an_area_in_abbreviated_units_is_found_for_a_question_that_names_none(tm
     })
     best = search(r, ["How big is the area of land in Kursk held by Ukraine's troops?"], 1, lexical_weight=5.0)[0]
     assert best.chunk.doc_id == "a"
+
+
+def test_outlet_and_date_filters_apply_before_ranking(tmp_path) -> None:
+    """k passages still come back, all from the articles the filter admits, in dense and BM25 alike."""
+    from datetime import date
+
+    texts = {f"{outlet}-{day}": f"Flood waters rose in the valley town, the {outlet} report said on day {day}."
+             for outlet in ("wire", "daily") for day in (1, 2, 3)}
+    r = retriever(tmp_path, texts)
+    meta = {d: replace(r.index.docs[d], source=d.split("-")[0], published=f"2024-05-0{d[-1]}") for d in texts}
+    r.index.docs.update(meta)
+    where = Filter(sources=frozenset({"Daily"}), since=date(2024, 5, 2))
+    found = r.search(["Where did the flood waters rise?"], 2, 30, 3, where, Settings().lexical_weight)
+    assert sorted(p.chunk.doc_id for p in found) == ["daily-2", "daily-3"]
+    assert not r.search(["flood"], 2, 30, 3, Filter(until=date(2024, 4, 30)), 0.8)  # nothing that old

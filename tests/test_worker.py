@@ -99,8 +99,9 @@ def test_closing_a_reply_early_cancels_it_and_leaves_nothing_behind(make):
 
 
 def test_a_worker_that_goes_silent_is_killed_and_replaced(make, monkeypatch):
-    monkeypatch.setattr(worker, "STALL_S", 2.0)
     llm = make()
+    llm.count_tokens("loaded")  # started at the usual patience: a loaded machine can be slow to start a child
+    monkeypatch.setattr(worker, "STALL_S", 5 * worker.HEARTBEAT_S)
     replies = llm.stream(QUESTION, 100, 0.0)
     next(replies)
     frozen = llm.pid
