@@ -5,7 +5,8 @@
     >>> print(answer.text); print(answer.citations[0].path)           # doctest: +SKIP
 """
 
-from .answer import Answer, AnswerStream, Citation, Delta, Final, Retrieved, Status, Timings
+from .answer import (Answer, AnswerStream, Citation, Delta, Figure, Final, Retrieved, Status, TimelineEntry, Timings,
+                     Window)
 from .engine import Engine, ask, get_engine
 from .config import Settings
 from .errors import CorpusError, IndexStoreError, InputError, ModelError, RagError
@@ -27,6 +28,6 @@ def build_index(settings: Settings | None = None, progress: bool = False) -> Ind
 
 __all__ = [
     "Answer", "AnswerStream", "ArticleMeta", "Citation", "Timings", "Passage", "Index", "Settings", "Engine",
-    "Retrieved", "Delta", "Status", "Final", "ask", "build_index", "get_engine",
+    "Figure", "TimelineEntry", "Window", "Retrieved", "Delta", "Status", "Final", "ask", "build_index", "get_engine",
     "RagError", "InputError", "CorpusError", "IndexStoreError", "ModelError",
 ]

@@ -10,7 +10,7 @@ consume the same events.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -45,6 +45,37 @@ class Timings:
 
 
 @dataclass(frozen=True)
+class Figure:
+    """One source's figure for a quantity the cited passages disagree on."""
+
+    quantity: str  # what is counted, e.g. "dead"
+    value: str  # as the passage writes it, e.g. "19"
+    source: str | None  # the outlet
+    published: date | None
+    marker: int  # the citation that states it
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """A dated, cited event of a timeline answer."""
+
+    published: date | None
+    text: str
+    source: str | None
+    marker: int
+
+
+@dataclass(frozen=True)
+class Window:
+    """The dates a question's own words restricted the search to ("before October 30",
+    "last week"), resolved against ``today`` or the newest article."""
+
+    since: date | None
+    until: date | None
+    phrase: str  # the words of the question that set it
+
+
+@dataclass(frozen=True)
 class Answer:
     question: str
     text: str  # with inline markers [1], [2] … that all resolve to ``citations``
@@ -52,6 +83,9 @@ class Answer:
     passages: list[Passage]  # everything retrieved, best first
     declined: bool  # True when the articles do not answer the question
     timings: Timings
+    disagreements: list[Figure] = field(default_factory=list)  # each source's figure, when they differ
+    timeline: list[TimelineEntry] = field(default_factory=list)  # for "timeline of …" questions, in date order
+    window: Window | None = None  # the dates the question's words searched
 
 
 # --- events ------------------------------------------------------------------------------
