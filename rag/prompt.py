@@ -74,7 +74,9 @@ def clean_question(question: str) -> str:
 
 def _passage_block(n: int, p: Passage) -> str:
     # "[9] …" inside an article must not pass for a passage header or a citation.
-    return f"[{n}] " + MARKER.sub(lambda m: "(" + m.group()[1:-1] + ")", neutralize(p.text))
+    head = p.meta.about()
+    text = MARKER.sub(lambda m: "(" + m.group()[1:-1] + ")", neutralize(p.text))
+    return f"[{n}] ({neutralize(head)}) {text}" if head else f"[{n}] {text}"
 
 
 def check_fits(question: str, llm: ChatModel, max_tokens: int) -> int:
@@ -137,6 +139,21 @@ def build(question: str, passages: Sequence[Passage], history: Sequence[tuple[st
         user_msg = f"{body}\n\n{instructions}\n\nQuestion: {q}"
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user_msg}]
     return Prompt(messages, shown)
+
+
+_BLOCK = re.compile(r"^\[(\d+)\] (?:\(([^()\n]*)\) )?(.*?)(?=\n\n\[\d+\] |\n\n(?:Answer the question|Copy, word)|\Z)",
+                    re.S | re.M)
+
+
+def read_back(messages: list[dict[str, str]]) -> tuple[list[tuple[str, str]], str]:
+    """The (article line, passage text) pairs and the question of a prompt made by ``build``:
+    its inverse, so scripted test models read the structure, not the wording. (A passage
+    without an article line that itself opens with "(…) " reads as having one.)"""
+    user = messages[-1]["content"]
+    body = user.split("Passages:\n\n", 1)[-1]
+    blocks = [(about or "", text) for _, about, text in _BLOCK.findall(body)]
+    question = re.split(r"\n\n(?:Question|Follow-up question[^:]*): ", user)[-1]
+    return blocks, question
 
 
 def build_rewrite(question: str, history: Sequence[tuple[str, str]], history_turns: int) -> list[dict[str, str]]:

@@ -10,6 +10,7 @@ from rag.answer import Answer, AnswerStream
 from rag.engine import Engine
 from rag.errors import InputError
 from rag.ingest import decode
+from rag.prompt import read_back
 from rag.text import strip_markers
 
 from tests.conftest import FakeLLM
@@ -18,8 +19,7 @@ from tests.conftest import FakeLLM
 def cite_passage_with(figure: str, sentence: str = "The Pentagon said about {} North Korean troops are in Russia"):
     """A fake model that cites whichever shown passage contains ``figure``."""
     def reply(messages):
-        user = messages[-1]["content"]
-        for n, body in re.findall(r"\[(\d+)\] (.*?)(?=\n\n\[\d+\] |\n\nAnswer the question)", user, re.S):
+        for n, (_, body) in enumerate(read_back(messages)[0], start=1):
             if figure in body:
                 return sentence.format(figure) + f" [{n}]."
         return "The articles don't say."
@@ -111,8 +111,8 @@ def test_added_article_is_answerable_without_restart(settings, fake_embedder):
 
 def test_questions_from_many_threads_get_their_own_answers(settings, fake_embedder):
     def quote_first_passage(messages):
-        first = re.search(r"\[1\] (.*?)(?=\n\n\[\d+\] |\n\nAnswer the question)", messages[-1]["content"], re.S)
-        return first.group(1).split("\n")[0].rstrip(".") + " [1]."
+        _, first = read_back(messages)[0][0]
+        return first.split("\n")[0].rstrip(".") + " [1]."
 
     engine = make_engine(settings, fake_embedder, [])
     engine.llm = FakeLLM([quote_first_passage] * 8)

@@ -84,8 +84,7 @@ def shown_blocks(user_msg: str, count: int) -> list[str]:
 def cite_passage_with(needle: str, claim: str):
     """A fake model that states ``claim`` citing the shown passage containing ``needle``."""
     def reply(messages):
-        for n, text in re.findall(r"\[(\d+)\] (.*?)(?=\n\n\[\d+\] |\n\nAnswer the question)",
-                                  messages[-1]["content"], re.S):
+        for n, (_, text) in enumerate(prompt.read_back(messages)[0], start=1):
             if needle in text:
                 return f"{claim} [{n}]."
         return "The articles don't say."

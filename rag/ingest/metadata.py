@@ -35,6 +35,12 @@ class ArticleMeta:
     published: date | None = None
     url: str | None = None
 
+    def about(self) -> str:
+        """The outlet and date as the model is shown them: "TechCrunch, October 6, 2023" (the date
+        in the form answers write it, so a claim "on October 6" can be checked against it)."""
+        when = self.published and f"{self.published:%B} {self.published.day}, {self.published.year}"
+        return ", ".join(part for part in (self.source, when) if part)
+
     def to_json(self) -> dict[str, str | None]:
         return {f.name: (v.isoformat() if isinstance(v := getattr(self, f.name), date) else v) for f in fields(self)}
 

@@ -66,7 +66,8 @@ class _Checker:
         self.texts = [p.text for p in passages]
         premise = frozenset(w.lower() for w in WORD.findall(question))
         contexts = list(articles) if articles is not None else self.texts
-        self.evidence = [Evidence(t, a, premise) for t, a in zip(self.texts, contexts)]
+        about = [p.meta.about() if getattr(p, "meta", None) else "" for p in passages]
+        self.evidence = [Evidence(t, a, premise, h) for t, a, h in zip(self.texts, contexts, about)]
         self.off = off
 
     def on(self, rule: str) -> bool:
@@ -77,7 +78,7 @@ class _Checker:
 
     def jointly(self, cited: list[int], claim: str) -> bool:
         joint = Evidence(" ".join(self.texts[i] for i in cited), " ".join(self.evidence[i].article for i in cited),
-                         self.evidence[0].premise)
+                         self.evidence[0].premise, " ".join(self.evidence[i].about for i in cited))
         return supports(claim, joint, self.off)
 
     def sources(self, claim: Claim) -> list[int]:

@@ -39,15 +39,17 @@ class Evidence:
     text: str
     article: str = ""  # the whole article the passage is from ("" = only the passage)
     premise: frozenset[str] = frozenset()  # the question's own words, lowercased
+    about: str = ""  # the article's outlet and date as the prompt showed them ("TechCrunch, Oct 6, 2023")
     _words: list[str] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def haystack(self) -> str:
-        return normalize_numbers(self.text).lower()
+        """The passage and its article line: a claim may name the outlet or the date."""
+        return normalize_numbers(f"{self.about}\n{self.text}").lower()
 
     def words(self) -> list[str]:
         if not self._words:
-            self._words.extend({w.lower() for w in WORD.findall(self.text)})
+            self._words.extend({w.lower() for w in WORD.findall(f"{self.about}\n{self.text}")})
         return self._words
 
 
