@@ -430,3 +430,26 @@ def test_history_is_the_user_assistant_pairs_before_the_last_question():
         {"role": "assistant", "content": "A2"}, {"role": "user", "content": " Q3\u0000 "},
         {"role": "assistant", "content": "a prefill, ignored"}]}).encode())
     assert chat.question == "Q3" and chat.history == [("Q1", "A1 [1]."), ("Q2", "A2")] and chat.stream is False
+
+
+# --- the real models ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_real_models_answer_through_the_api_with_exact_citations(real_settings, real_engine):
+    settings = real_settings.model_copy(update={"api_key": SecretStr(KEY)})
+    with running(create_api(settings)) as url:  # the engine loads in the background, as under `rag serve`
+        wait_for(lambda: httpx.get(f"{url}/health").json()["status"] != "loading", "the engine", 600)
+        assert httpx.get(f"{url}/health").json()["status"] == "ok"
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0, timeout=300)
+        done = client.chat.completions.create(model="rag", messages=user(Q))
+        text = done.choices[0].message.content
+        assert "10,000" in text and done.declined is False
+        check_citations(done.citations, text)
+        assert any("10,000" in c["text"] for c in done.citations)
+        chunks = list(client.chat.completions.create(model="rag", messages=user(Q), stream=True))
+        assert "".join(c.choices[0].delta.content or "" for c in chunks) == text
+        assert chunks[-1].citations == done.citations
+        wrong = openai.OpenAI(base_url=f"{url}/v1", api_key="wrong", max_retries=0)
+        with pytest.raises(openai.AuthenticationError):
+            wrong.chat.completions.create(model="rag", messages=user(Q))
