@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from pydantic import SecretStr
 
 from .config import Settings
 
@@ -56,11 +57,21 @@ def _pcts(values: list[float]) -> tuple[float, float]:
     return statistics.median(values), values[min(len(values) - 1, int(round(0.95 * (len(values) - 1))))]
 
 
+def _env_value(value: object) -> str:
+    """A setting as its RAG_* variable spells it (str() gives "**********" for a key and
+    "frozenset()" for an empty set of rules)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, (set, frozenset)):
+        return ",".join(sorted(value))
+    return str(value)
+
+
 def _cold_and_warm_start(settings: Settings) -> tuple[float, float]:
     """Seconds from a new process to its first answer (model already assembled in the
     cache), and then to the answer of a second, different question in that process."""
-    env = dict(os.environ, **{f"RAG_{k.upper()}": str(v) for k, v in settings.model_dump(exclude={"api_key"}).items()
-                              if v is not None})  # a SecretStr would be passed on as "**********"
+    env = dict(os.environ, **{f"RAG_{k.upper()}": _env_value(v) for k, v in settings.model_dump().items()
+                              if v is not None})
     code = (f"import time; from rag import ask; ask({QUESTION!r}); t = time.perf_counter(); "
             f"ask({WARM_QUESTION!r}); print(time.perf_counter() - t)")
     t0 = time.perf_counter()

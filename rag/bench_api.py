@@ -43,11 +43,11 @@ def measure_api(settings: Settings, questions: list[str]) -> dict[str, float]:
     answer, so no answer reuses another's prompt."""
     import httpx
 
-    from .answer import get_engine
+    from .engine import get_engine
     from .api import create_api, running
 
     engine = _Timed(get_engine(settings))
-    cold = getattr(getattr(engine.llm, "_llama", None), "reset", lambda: None)
+    cold = getattr(engine.llm, "reset", lambda: None)
     headers = {"Authorization": f"Bearer {settings.api_key.get_secret_value()}"} if settings.api_key else {}
     direct, first, overhead = [], [], []
     with running(create_api(settings, engine=engine)) as url, httpx.Client(timeout=600, headers=headers) as http:
