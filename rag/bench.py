@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from pydantic import SecretStr
 
 from .config import Settings
 
@@ -56,10 +57,21 @@ def _pcts(values: list[float]) -> tuple[float, float]:
     return statistics.median(values), values[min(len(values) - 1, int(round(0.95 * (len(values) - 1))))]
 
 
+def _env_value(value: object) -> str:
+    """A setting as its RAG_* variable spells it (str() gives "**********" for a key and
+    "frozenset()" for an empty set of rules)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, (set, frozenset)):
+        return ",".join(sorted(value))
+    return str(value)
+
+
 def _cold_and_warm_start(settings: Settings) -> tuple[float, float]:
     """Seconds from a new process to its first answer (model already assembled in the
     cache), and then to the answer of a second, different question in that process."""
-    env = dict(os.environ, **{f"RAG_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None})
+    env = dict(os.environ, **{f"RAG_{k.upper()}": _env_value(v) for k, v in settings.model_dump().items()
+                              if v is not None})
     code = (f"import time; from rag import ask; ask({QUESTION!r}); t = time.perf_counter(); "
             f"ask({WARM_QUESTION!r}); print(time.perf_counter() - t)")
     t0 = time.perf_counter()
@@ -272,6 +284,12 @@ def run_bench(settings: Settings, quick: bool = False, out: Path | None = None, 
           Row("eval: citations supported", "share", b["citations_supported"], o["citations_supported"]),
           Row("eval: unanswerable declined", "share", b["unanswerable_declined"], o["unanswerable_declined"]),
           Row("eval: retrieval recall@k", "share", b["recall_at_k"], o["recall_at_k"])])
+    from .bench_api import api_questions, measure_api
+
+    a = measure_api(settings, [QUESTION] if quick else api_questions(eval_limit or 10))
+    show([Row("API: first content chunk p50, streamed", "s", None, a["first"]),
+          Row("API: the same questions, ask() directly p50", "s", None, a["direct"]),
+          Row("API: overhead over its ask() p50", "ms", None, a["overhead"])])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     show([Row("peak memory (RSS) of this process", "MiB", None, peak)])
     if out:

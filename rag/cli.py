@@ -1,4 +1,4 @@
-"""The `rag` command: index, add, ask, chat, eval, bench, doctor, ui.
+"""The `rag` command: index, add, ask, chat, eval, bench, doctor, ui, serve.
 
 A thin adapter: parses arguments, calls the library, turns RagError into a
 message and a non-zero exit. Heavy imports happen inside the commands so that
@@ -145,6 +145,14 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .api import serve
+
+    serve(_settings(args), host=args.host, port=args.port, api_key=args.api_key,
+          allow_public=True if args.allow_public else None)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description="Ask questions about a folder of news articles, "
                                      "offline, with citations to the exact passages.")
@@ -197,6 +205,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", help="port (default: RAG_UI_PORT, else 7860)")
     p.add_argument("--share", action="store_true", help="create a public Gradio share link (off by default)")
     p.set_defaults(func=cmd_ui)
+
+    p = add("serve", "serve an OpenAI-compatible HTTP API (POST /v1/chat/completions)", corpus=True)
+    p.add_argument("--host", help="address to bind (default: RAG_API_HOST, else 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, help="port (default: RAG_API_PORT, else 8000)")
+    p.add_argument("--api-key", help="key clients must send as 'Authorization: Bearer KEY' (default: RAG_API_KEY; "
+                   "prefer the variable: other users can read a command line)")
+    p.add_argument("--allow-public", action="store_true",
+                   help="allow a non-loopback --host without a key (same as RAG_API_ALLOW_PUBLIC=1)")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import InputError
@@ -103,6 +103,21 @@ class Settings(BaseSettings):
         if unknown := sorted(names - set(RULES)):
             raise ValueError(f"no verification rule named {', '.join(unknown)}; the rules are {', '.join(sorted(RULES))}")
         return names
+
+    # --- HTTP API (`rag serve`) ------------------------------------------------
+    api_key: SecretStr | None = Field(None, description="Bearer token clients of the HTTP API must send (Authorization: Bearer KEY). Unset: no key asked, and only a loopback address may be bound unless api_allow_public.")
+    api_host: str = Field("127.0.0.1", description="Address the HTTP API binds. The default is reachable from this machine only.")
+    api_port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP API.")
+    api_max_queue: int = Field(8, ge=1, le=1000, description="Chat requests answered or waiting at once; one more gets 503 with Retry-After. Answers run one at a time (the LLM uses every core).")
+    api_max_body_bytes: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest request body in bytes; a larger one gets 413 before it is parsed.")
+    api_allow_public: bool = Field(False, description="Let the HTTP API bind a non-loopback address without api_key (anyone who can reach it can ask).")
+
+    @field_validator("api_key")
+    @classmethod
+    def _blank_key_is_no_key(cls, key: SecretStr | None) -> SecretStr | None:
+        # RAG_API_KEY= (empty) must not mean "the empty string is the key": it means none.
+        text = key.get_secret_value().strip() if key is not None else ""
+        return SecretStr(text) if text else None
 
     @model_validator(mode="after")
     def _room_for_the_prompt(self) -> Settings:

@@ -15,7 +15,6 @@ process-wide object is the shared Engine from ``rag.answer.get_engine``.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import os
 import re
@@ -32,6 +31,8 @@ from .answer import Delta, Final, Status
 from .config import Settings
 from .errors import CorpusError, InputError, RagError
 from .ingest import load_document, read_source
+from .present import answer_dict, citation_dict  # noqa: F401 (public here too, as before)
+from .present import is_loopback as _is_loopback
 from .text import RENDERED_MARKER
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,8 @@ EXAMPLES = [
 
 ASK_API_DESCRIPTION = (
     "Answer one question from the articles (no history, not streamed). Returns "
-    '{"text", "declined", "citations": [{"marker", "doc_id", "title", "file", "start", "end", "text", "score"}]}; '
+    '{"text", "declined", "citations": [{"marker", "doc_id", "title", "source", "date", "author", "url", "page", '
+    '"file", "start", "end", "text", "score"}]} (source, date, author, url and page are null where unknown); '
     "every marker [n] in text has a citation whose text is the file's text[start:end] (character offsets). "
     "The key is 'file', not 'path', because gradio_client treats any dict with a 'path' as a file to download."
 )
@@ -262,20 +264,6 @@ def render_sources(turns: list[dict]) -> str:
         parts.append(f'<details class="src-turn"><summary>Earlier: {inert(turns[i]["question"])}</summary>'
                      f"{turn_sources(turns[i], i)}</details>")
     return "".join(parts)
-
-
-# --- answers --------------------------------------------------------------------------
-
-
-def citation_dict(c: Any) -> dict:
-    """A Citation as JSON-serialisable data."""
-    return {"marker": c.marker, "doc_id": c.doc_id, "title": c.title, "file": str(c.path),
-            "start": c.start, "end": c.end, "text": c.text, "score": float(c.score)}
-
-
-def answer_dict(answer: Any) -> dict:
-    return {"text": answer.text, "declined": bool(answer.declined),
-            "citations": [citation_dict(c) for c in answer.citations]}
 
 
 # --- uploads ---------------------------------------------------------------------------
@@ -576,15 +564,6 @@ def create_app(settings: Settings) -> gr.Blocks:
 
 
 # --- launching ---------------------------------------------------------------------------
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def launch_options() -> dict:

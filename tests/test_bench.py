@@ -18,7 +18,8 @@ def test_quick_benchmark_measures_everything(real_settings, real_engine, tmp_pat
                      "query embedding", "index build, bundled corpus",
                      "retrieval p50 @ 10,000 vectors", "retrieval recall@10 vs exact @ 10,000 vectors",
                      "LLM time to first token", "LLM generation", "answer latency p50 (eval questions)",
-                     "eval: answers correct", "peak memory (RSS) of this process"):
+                     "eval: answers correct", "API: first content chunk p50, streamed",
+                     "API: overhead over its ask() p50", "peak memory (RSS) of this process"):
         assert expected in metrics
     assert all(r.ours is not None and r.ours == r.ours for r in rows)  # measured, not NaN
     saved = json.loads(out.read_text())

@@ -166,7 +166,8 @@ def test_ask_endpoint_returns_verified_citations(app):
     by_marker = {c["marker"]: c for c in result["citations"]}
     assert markers == set(by_marker)
     for c in result["citations"]:
-        assert set(c) == {"marker", "doc_id", "title", "file", "start", "end", "text", "score"}
+        assert set(c) == {"marker", "doc_id", "title", "source", "date", "author", "url", "page", "file", "start",
+                          "end", "text", "score"}
         assert isinstance(c["file"], str) and isinstance(c["score"], float)
         source = Path(c["file"]).read_text(encoding="utf-8")
         assert source[c["start"]:c["end"]] == c["text"]
