@@ -70,11 +70,12 @@ class Engine:
 
     def events(self, question: str, history: History | None = None, *, k: int | None = None,
                doc_ids: Iterable[str] | None = None, sources: Iterable[str] | None = None,
-               since: date | str | None = None, until: date | str | None = None,
+               since: date | str | None = None, until: date | str | None = None, today: date | str | None = None,
                temperature: float | None = None) -> Iterator[Event]:
         """Answer ``question``, as events: Retrieved, Delta…, Status…, Final. ``doc_ids``,
         ``sources`` (outlets), ``since`` and ``until`` (dates or ISO strings, inclusive)
-        restrict the articles searched."""
+        restrict the articles searched; ``today`` is what relative dates in the question ("last
+        week") count from (default: the newest article's date)."""
         question = prompt.clean_question(question)
         prompt.check_fits(prompt.neutralize(question), self.llm, self.settings.max_tokens)  # before any work
         where = Filter(frozenset(doc_ids) if doc_ids is not None else None,
@@ -82,11 +83,12 @@ class Engine:
                        as_date(since, "since"), as_date(until, "until"))
         self.refresh()
         d = steps.Draft(question, list(history or []), k or self.settings.top_k, where,
-                        self.settings.temperature if temperature is None else temperature)
+                        self.settings.temperature if temperature is None else temperature, as_date(today, "today"))
         return self._run(d)
 
     def _run(self, d: steps.Draft) -> Iterator[Event]:
         steps.rewrite(self, d)
+        steps.understand(self, d)
         steps.retrieve(self, d)
         yield Retrieved(d.passages)
         if steps.gate(self, d):
@@ -95,10 +97,11 @@ class Engine:
                     continue
                 if n:
                     yield Status(look.status)
-                yield from steps.run_look(self, d, look, first=n == 0)
+                yield from look.run(self, d, first=n == 0)
                 if not d.declined:
                     break
             steps.check(self, d)
+            steps.annotate(self, d)
         yield Final(d.answer())
 
     def ask(self, question: str, history: History | None = None, *, stream: bool = False,

@@ -32,6 +32,10 @@ class ChatModel(Protocol):
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> Iterator[str]: ...
 
+    def choose(self, messages: list[dict[str, str]], options: list[str]) -> list[float]:
+        """Log-probability of each option as the first token of the reply."""
+        ...
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -83,6 +87,7 @@ class LocalLLM:
         self.name = spec.name
         self.n_ctx = spec.n_ctx
         self._lock = threading.Lock()
+        self._format = None  # the chat template, built on first use by ``choose``
         options = dict(
             n_ctx=spec.n_ctx,  # llama.cpp's default of 512 cannot hold the passages
             n_threads=spec.n_threads,
@@ -123,6 +128,32 @@ class LocalLLM:
                 delta = part["choices"][0]["delta"].get("content")
                 if delta:
                     yield delta
+
+    def choose(self, messages: list[dict[str, str]], options: list[str]) -> list[float]:
+        """The log-probability of each option (by its first token) as the reply's first token:
+        a yes/no the caller can weigh, rather than the one word greedy decoding picks."""
+        import numpy as np
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        llama = self._llama
+        if self._format is None:
+            text = llama._model.token_get_text  # the chat template from the GGUF, as Llama itself builds it
+            self._format = Jinja2ChatFormatter(llama.metadata["tokenizer.chat_template"],
+                                               text(llama.token_eos()), text(llama.token_bos()))
+        prompt = self._format(messages=messages).prompt
+        tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        firsts = [self.tokenize(option)[0] for option in options]
+        with self._lock:
+            cached = llama._input_ids[: llama.n_tokens].tolist()
+            keep = 0
+            while keep < min(len(cached), len(tokens) - 1) and cached[keep] == tokens[keep]:
+                keep += 1  # the prompt's prefix whose state llama.cpp already holds
+            llama.n_tokens = keep
+            llama.eval(tokens[keep:])
+            logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).astype(np.float64)
+        top = logits.max()
+        logprobs = logits - (top + np.log(np.exp(logits - top).sum()))
+        return [float(logprobs[t]) for t in firsts]
 
     def system_info(self) -> str:
         """The CPU features this llama.cpp build uses (AVX2, AVX512, AMX, REPACK …)."""

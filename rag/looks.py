@@ -12,10 +12,12 @@ checks of a first answer and its own.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import prompt
+from . import compare, news, prompt, steps
+from .answer import Delta
 from .chunking import split_sentences
 from .retrieve import Passage
 from .verify.question import fits_question, on_question
@@ -44,6 +46,17 @@ class Look:
     def reply_text(self, raw: str, shown: list[Passage]) -> str:
         return raw
 
+    def run(self, engine: Engine, d: Draft, first: bool) -> Iterator[Delta]:
+        """The prompt, the model's reply (streamed only for the first look), verified; a later
+        look's result replaces the draft's only if ``accept`` says it answers."""
+        built = self.prompt(engine, d)
+        if first:
+            d.shown = built.passages
+        raw = yield from steps.generate(engine, d, built.messages, stream=first)
+        result = steps.verify_reply(engine, d, self.reply_text(raw, built.passages), built.passages)
+        if first or (not result.declined and self.accept(engine, d, result)):
+            d.text, d.citations, d.declined = result.text, result.citations, result.declined
+
     def accept(self, engine: Engine, d: Draft, result: Result) -> bool:
         """Whether a later look's answer may replace the decline: it must be of the kind asked for."""
         return "kind_of_answer" in engine.settings.rules_off or fits_question(d.standalone, result.text)
@@ -70,13 +83,57 @@ class _Reversed(Look):
         return d.shown[::-1]  # those that fitted the first prompt, so reversing keeps the best
 
 
+class _Timeline(Look):
+    """"Timeline of …", "how did … change": one dated, cited event per article, in date order,
+    from the passages themselves (no model call: the order is the dates')."""
+
+    def applies(self, engine: Engine, d: Draft) -> bool:
+        return d.intent.timeline and news.changed(d)
+
+    def run(self, engine: Engine, d: Draft, first: bool) -> Iterator[Delta]:
+        entries = news.timeline(d.standalone, d.passages)
+        d.shown = [p for _, p in entries]
+        d.timeline = [e for e, _ in entries]
+        d.citations = [steps.citation(e.marker, p) for e, p in entries]
+        d.text = " ".join(f"{news.when(e.published)}" + (f" ({e.source})" if e.source else "") +
+                          f": {e.text.rstrip('.')} [{e.marker}]." for e in d.timeline)
+        d.declined = False
+        yield from ()
+
+
+class _Compare(Look):
+    """A yes/no question about several reports: each found and checked on its own, dates
+    compared in code, the answer composed from the parts (see ``rag.compare``)."""
+
+    def applies(self, engine: Engine, d: Draft) -> bool:
+        return d.intent.multi_part and len(compare.reports(engine, d)) > 1
+
+    def run(self, engine: Engine, d: Draft, first: bool) -> Iterator[Delta]:
+        result = compare.answer(engine, d)
+        if result is None:  # a report the question names is not in the articles
+            d.text, d.citations, d.declined = prompt.DECLINE, [], True
+            return
+        yes, lines = result
+        d.shown = [p for _, p in lines]
+        d.citations = [steps.citation(n, p) for n, (_, p) in enumerate(lines, start=1)]
+        d.text = ("Yes." if yes else "No.") + "".join(f" {text} [{n}]." for n, (text, _) in enumerate(lines, start=1))
+        d.declined = False
+        yield from ()
+
+
 ANSWER = Look("answer", "Reading the passages…")
+COMPARE = _Compare("compare", "Checking each report the question names…")
+TIMELINE = _Timeline("timeline", "Putting the reports in date order…")
 QUOTE = _Quote("quote", "Checking the passages again…")
 REVERSED = _Reversed("reversed", "Checking the passages once more…")
 
 
 def looks_for(engine: Engine, d: Draft) -> list[Look]:
     """The looks to try for this question, first to last."""
+    if TIMELINE.applies(engine, d):
+        return [TIMELINE]
+    if COMPARE.applies(engine, d):
+        return [COMPARE]
     retry = engine.settings.second_look
     return [ANSWER, *([QUOTE, REVERSED] if retry and d.best_similarity >= retry else [])]
 

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import TYPE_CHECKING
 
-from . import prompt
-from .answer import Answer, Citation, Delta, Timings
+from . import news, prompt
+from .answer import Answer, Citation, Delta, Figure, TimelineEntry, Timings, Window
+from .intent import Intent
+from .intent import read as intent_of
 from .retrieve import Filter, Passage
 from .verify import is_decline, verify
-from .verify.question import ASKS_QUANTITY, fits_question
+from .verify.question import ASKS_QUANTITY, cites_named_outlet, fits_question
 
 if TYPE_CHECKING:
     from .engine import Engine
-    from .looks import Look
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +40,11 @@ class Draft:
     k: int
     where: Filter
     temperature: float
+    today: date | None = None  # what "last week" counts from; None: the newest article's date
     started: float = field(default_factory=time.perf_counter)
     standalone: str = ""  # the question made to stand alone (a follow-up rewritten)
+    intent: Intent = field(default_factory=lambda: intent_of(""))  # what the question asks (see rag.intent)
+    window: Window | None = None  # the dates the question's own words restricted the search to
     transcript: History = field(default_factory=list)  # earlier turns the prompt shows (if the rewrite failed)
     passages: list[Passage] = field(default_factory=list)  # retrieved, best first
     shown: list[Passage] = field(default_factory=list)  # those the first look's prompt held
@@ -47,6 +53,8 @@ class Draft:
     text: str = prompt.DECLINE
     citations: list[Citation] = field(default_factory=list)
     declined: bool = True
+    disagreements: list[Figure] = field(default_factory=list)
+    timeline: list[TimelineEntry] = field(default_factory=list)
 
     @property
     def premise(self) -> str:
@@ -60,7 +68,8 @@ class Draft:
 
     def answer(self) -> Answer:
         return Answer(self.question, self.text, self.citations, self.passages, self.declined,
-                      Timings(self.retrieval_s, self.first_token_s, time.perf_counter() - self.started))
+                      Timings(self.retrieval_s, self.first_token_s, time.perf_counter() - self.started),
+                      self.disagreements, self.timeline, self.window)
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,20 @@ def rewrite(engine: Engine, d: Draft) -> None:
     d.transcript = [] if rewritten else d.history
 
 
+def understand(engine: Engine, d: Draft) -> None:
+    """Read the question: the outlets and years it names, its form, and the dates its words
+    set ("before October 30", "last week"), which narrow the search unless the question
+    compares several reports (then each report has its own dates)."""
+    docs = engine.index.docs.values()
+    today = d.today or max((date.fromisoformat(i.published) for i in docs if i.published), default=None)
+    d.intent = intent_of(d.standalone, [i.source for i in docs if i.source], today)
+    window = d.intent.window
+    if window and not d.intent.multi_part:
+        since = max(filter(None, (d.where.since, window.since)), default=None)
+        until = min(filter(None, (d.where.until, window.until)), default=None)
+        d.where, d.window = replace(d.where, since=since, until=until), window
+
+
 def retrieve(engine: Engine, d: Draft) -> None:
     """The passages for the question, searched also with the previous question for a follow-up."""
     s = engine.settings
@@ -93,9 +116,34 @@ def retrieve(engine: Engine, d: Draft) -> None:
     if d.history:
         queries.append(f"{d.history[-1][0]} {d.standalone}")
     bonus = s.figure_bonus if ASKS_QUANTITY.search(d.standalone) else 0.0
-    d.passages = engine.retriever.search(queries, d.k, s.candidates, s.max_per_doc, d.where, s.lexical_weight,
-                                         bonus)
+
+    def search(where: Filter, k: int) -> list[Passage]:
+        return engine.retriever.search(queries, k, s.candidates, s.max_per_doc, where, s.lexical_weight, bonus)
+
+    d.passages = search(d.where, d.k)
+    for outlets, wanted in Counter(d.intent.outlets).items():  # each outlet named is heard
+        have = {p.chunk.doc_id for p in d.passages if p.meta.source in outlets}
+        if len(have) < wanted:
+            extra = [p for p in search(replace(d.where, sources=outlets), wanted + len(have))
+                     if p.chunk.doc_id not in have][: wanted - len(have)]
+            d.passages = _make_room(d.passages, extra, d.intent, d.k)
+    if d.intent.latest:  # "the latest estimate": the newest articles first (undated ones last)
+        d.passages.sort(key=lambda p: p.meta.published or date.min, reverse=True)
     d.retrieval_s = time.perf_counter() - d.started
+
+
+def _make_room(passages: list[Passage], extra: list[Passage], intent: Intent, k: int) -> list[Passage]:
+    """``extra`` joins the passages, replacing the weakest ones not from an outlet the question names."""
+    named = set().union(*intent.outlets)
+    keep = list(passages)
+    for p in extra:
+        if len(keep) >= k:
+            weakest = next((i for i in range(len(keep) - 1, -1, -1) if keep[i].meta.source not in named), None)
+            if weakest is None:
+                break
+            del keep[weakest]
+        keep.append(p)
+    return keep
 
 
 def gate(engine: Engine, d: Draft) -> bool:
@@ -118,7 +166,7 @@ def verify_reply(engine: Engine, d: Draft, raw: str, shown: list[Passage]) -> Re
     """The reply with every claim checked against the passage it cites, markers renumbered
     1..n in order of first use; a reply with nothing supported declines."""
     articles = [engine.retriever.article(p.chunk.doc_id) for p in shown]
-    checked = verify(raw, shown, d.premise, articles, engine.settings.rules_off)
+    checked = verify(raw, shown, d.premise, articles, engine.settings.rules_off, asked=d.standalone)
     if checked.dropped:
         log.info("Dropped unsupported claims: %s", checked.dropped)
     text, order = checked.render()
@@ -132,21 +180,38 @@ def citation(marker: int, p: Passage) -> Citation:
                     p.meta.source, p.meta.published, p.meta.author, p.meta.url, p.chunk.page)
 
 
-def run_look(engine: Engine, d: Draft, look: Look, first: bool) -> Iterator[Delta]:
-    """One look: its prompt, the model's reply (streamed only for the first look), verified;
-    a later look's result replaces the draft's only if ``look.accept`` says it answers."""
-    built = look.prompt(engine, d)
-    if first:
-        d.shown = built.passages
-    raw = yield from generate(engine, d, built.messages, stream=first)
-    result = verify_reply(engine, d, look.reply_text(raw, built.passages), built.passages)
-    if first or (not result.declined and look.accept(engine, d, result)):
-        d.text, d.citations, d.declined = result.text, result.citations, result.declined
-
-
 def check(engine: Engine, d: Draft) -> None:
-    """The answer must be of the kind asked for (a quantity for "how many" …), or it declines."""
-    if "kind_of_answer" in engine.settings.rules_off:
+    """The answer must be of the kind asked for (a quantity for "how many" …) and, asked what an
+    outlet reported, cite that outlet; or it declines."""
+    off = engine.settings.rules_off
+    if d.declined:
         return
-    if not d.declined and not fits_question(d.standalone, d.text):
+    kind = "kind_of_answer" in off or fits_question(d.standalone, d.text)
+    outlets = "named_outlets" in off or cites_named_outlet(d.intent, [c.source for c in d.citations])
+    if not (kind and outlets):
         d.text, d.citations, d.declined = prompt.DECLINE, [], True
+
+
+def annotate(engine: Engine, d: Draft) -> None:
+    """News: a changing fact (a running count, who holds an office) is answered "as of" its
+    newest cited article; when the passages shown give different figures for what was asked,
+    each figure is listed with its outlet and date, cited (``Answer.disagreements``)."""
+    if d.declined:
+        return
+    markers = {(c.doc_id, c.start): c.marker for c in d.citations}
+
+    def marker(p: Passage) -> int:
+        key = (p.chunk.doc_id, p.chunk.start)
+        if key not in markers:
+            markers[key] = len(d.citations) + 1
+            d.citations.append(citation(markers[key], p))
+        return markers[key]
+
+    stated = news.differing_figures(d.standalone, d.text, d.shown or d.passages)
+    if stated:
+        numbers = {s.passage.chunk.chunk_id: marker(s.passage) for s in stated}
+        d.disagreements = news.figure_rows(d.standalone, stated, numbers)
+        d.text = f"{d.text} {news.figures_sentence(stated, numbers)}"
+    if news.changing_fact(d.standalone) or d.intent.latest:
+        cited = [p for p in d.shown or d.passages if (p.chunk.doc_id, p.chunk.start) in markers]
+        d.text = news.as_of(cited) + d.text

@@ -220,6 +220,20 @@ class WorkerLLM:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
 
+    def choose(self, messages: list[dict[str, str]], options: list[str]) -> list[float]:
+        """Log-probability of each option as the reply's first token (it reads a prompt, so it
+        holds the model like a reply does)."""
+        with self._gen_lock:
+            child, _ = self._ready()
+            try:
+                child.send(child.gen, ("choose", messages, options))
+                status, value = child.recv(child.gen)
+            except _Died:
+                raise self._crashed(child) from None
+            if status == "error":
+                raise ModelError(f"The language model failed: {value[1]}")
+            return value
+
     def stream(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> Iterator[str]:
         """Text deltas from the child. Closing the generator early cancels the reply."""
         with self._gen_lock:
@@ -333,9 +347,8 @@ def _serve_gen(gen: Connection, model, send_lock: threading.Lock, busy: _Busy, s
             continue  # arrived after the reply it meant to stop had already ended
         busy.working.set()
         try:
-            if op == "reset":
-                model.reset()
-                send(("ok", None))
+            if op in ("reset", "choose"):
+                send(("ok", model.reset() if op == "reset" else model.choose(*args)))
                 continue
             replies = model.stream(*args)
             for delta in replies:

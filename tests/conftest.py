@@ -84,6 +84,16 @@ class FakeLLM:
     def count_tokens(self, text: str) -> int:
         return max(1, len(text) // 4)
 
+    def choose(self, messages, options: list[str]) -> list[float]:
+        """A queued reply (or a function of the messages) names the option picked: log-probability
+        0 for it, -10 for the others."""
+        with self._lock:
+            self.calls.append(messages)
+            reply = self.replies.pop(0) if self.replies else options[-1]
+            if callable(reply):
+                reply = reply(messages)
+        return [0.0 if reply.strip().lower().startswith(o.lower()) else -10.0 for o in options]
+
     def stream(self, messages, max_tokens: int, temperature: float) -> Iterator[str]:
         with self._lock:
             self.calls.append(messages)

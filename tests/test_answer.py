@@ -236,7 +236,7 @@ def test_citations_carry_the_articles_metadata(tmp_path, fake_embedder):
     engine = make_engine(settings, fake_embedder, [cite_passage_with("23", "The final death toll was {}")])
     answer = engine.ask("How many people died in the Valdena landslide in the end?")
     assert not answer.declined, answer.text
-    [c] = answer.citations
+    c = answer.citations[0]
     assert c.doc_id == "landslide-harbour-courier" and "23" in c.text
     assert (c.source, c.published, c.author) == ("The Harbour Courier", date(2025, 3, 6), "Priya Natarajan")
     assert c.url == "https://harbourcourier.example/2025/03/06/valdena-landslide-final-toll"

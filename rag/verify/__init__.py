@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..text import MARKER, WORD
+from ..text import MARKER, WORD, YEAR
 from .claims import Claim, is_decline, split_answer
 from .rules import RULES, Evidence, has_facts, mostly_from, register, supports
 
@@ -62,12 +62,13 @@ class _Checker:
     """The passages, the question's words and the rules in force, for one answer."""
 
     def __init__(self, passages: Sequence, question: str, articles: Sequence[str] | None,
-                 off: frozenset[str]) -> None:
+                 off: frozenset[str], asked: str | None) -> None:
         self.texts = [p.text for p in passages]
         premise = frozenset(w.lower() for w in WORD.findall(question))
+        years = frozenset(YEAR.findall(asked)) if asked is not None else frozenset()
         contexts = list(articles) if articles is not None else self.texts
         about = [p.meta.about() if getattr(p, "meta", None) else "" for p in passages]
-        self.evidence = [Evidence(t, a, premise, h) for t, a, h in zip(self.texts, contexts, about)]
+        self.evidence = [Evidence(t, a, premise, h, years) for t, a, h in zip(self.texts, contexts, about)]
         self.off = off
 
     def on(self, rule: str) -> bool:
@@ -78,7 +79,8 @@ class _Checker:
 
     def jointly(self, cited: list[int], claim: str) -> bool:
         joint = Evidence(" ".join(self.texts[i] for i in cited), " ".join(self.evidence[i].article for i in cited),
-                         self.evidence[0].premise, " ".join(self.evidence[i].about for i in cited))
+                         self.evidence[0].premise, " ".join(self.evidence[i].about for i in cited),
+                         self.evidence[0].years)
         return supports(claim, joint, self.off)
 
     def sources(self, claim: Claim) -> list[int]:
@@ -103,12 +105,13 @@ class _Checker:
 
 
 def verify(text: str, passages: Sequence, question: str = "", articles: Sequence[str] | None = None,
-           off: frozenset[str] = frozenset()) -> Verified:
+           off: frozenset[str] = frozenset(), asked: str | None = None) -> Verified:
     """Check every clause of ``text`` against ``passages`` (anything with ``.text``).
     ``question`` (with any earlier question of a follow-up) and the full text of each
     passage's article let a claim restate the question's own names (see the ``names`` rule);
+    ``asked`` is the question as the user means it (its years must hold: ``asked_year``);
     ``off`` names rules to skip (for ablations)."""
-    checker = _Checker(passages, question, articles, off)
+    checker = _Checker(passages, question, articles, off, asked)
     sentences: list[list[tuple[str, list[int]]]] = []
     dropped: list[str] = []
     for clauses in split_answer(text):

@@ -7,11 +7,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from ..intent import Intent
 from ..text import NUMBER_WORDS, content_terms, strip_markers
 from .rules import register
 
 register("kind_of_answer", """An answer must be of the kind asked for: "how many" needs a quantity (in digits or
     words), "how much … cost/pay" an amount with a currency ("10 per cent" is no dollar value).""")
+register("named_outlets", """Asked what an outlet reported ("according to TechCrunch"), an answer must cite a passage
+    from that outlet (or from one of the outlets named); another outlet's passage does not answer it.""")
 register("quote_on_question", """A sentence the second look copied counts only if the passages it cites are about
     the question: most of the question's content words occur there.""")
 
@@ -51,3 +54,9 @@ def on_question(question: str, previous: str | None, cited: Sequence[str], share
     wanted -= _FRAMING
     found = content_terms(" ".join(cited))
     return bool(wanted) and len(wanted & found) / len(wanted) >= share
+
+
+def cites_named_outlet(intent: Intent, cited_sources: Sequence[str | None]) -> bool:
+    """Whether an answer cites one of the outlets the question names (if it names any)."""
+    named = set().union(*intent.outlets) if intent.outlets else set()
+    return not named or any(source in named for source in cited_sources)

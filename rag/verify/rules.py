@@ -13,7 +13,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..text import MARKER, WORD, normalize_numbers, same_word
+from ..chunking import split_sentences
+from ..text import MARKER, WORD, YEAR, normalize_numbers, same_word
 
 RULES: dict[str, str] = {}  # name -> what the rule catches (its docstring)
 _CLAIM_RULES: list[tuple[str, Callable[[str, Evidence], bool]]] = []
@@ -39,7 +40,8 @@ class Evidence:
     text: str
     article: str = ""  # the whole article the passage is from ("" = only the passage)
     premise: frozenset[str] = frozenset()  # the question's own words, lowercased
-    about: str = ""  # the article's outlet and date as the prompt showed them ("TechCrunch, Oct 6, 2023")
+    about: str = ""  # the article's outlet and date as the prompt showed them ("TechCrunch, October 6, 2023")
+    years: frozenset[str] = frozenset()  # the years the question names ("the 2010 World Cup")
     _words: list[str] = field(default_factory=list, compare=False, repr=False)
 
     @property
@@ -189,6 +191,58 @@ def _compass(claim: str, evidence: Evidence) -> bool:
         titles = [_places(evidence.text[max(0, m.start() - _TITLE_REACH):m.start()])[-1:]
                   for m in re.finditer(re.escape(name), evidence.text, re.IGNORECASE)]
         if titles and all(t and contradicts(t[0]) for t in titles):
+            return False
+    return True
+
+
+# --- what the question asked ------------------------------------------------------------------
+
+
+def _new_facts(claim: str, evidence: Evidence) -> list[str]:
+    """What the claim adds to the question: its numbers, and names the question did not use."""
+    plain = MARKER.sub(" ", claim)
+    facts = [n for n in quantities(plain) if n not in evidence.years]
+    return facts + [n for n in names(claim) if not any(same_word(n, p) for p in evidence.premise)]
+
+
+@claim_rule("asked_year")
+def _asked_year(claim: str, evidence: Evidence) -> bool:
+    """A claim answers a question about a year only from a passage about that year: the
+    passage or its article's date names the year, and the sentence that states the claim's
+    answer does not tie it to another year. Asked about "the 2010 World Cup", "Germany"
+    from "World Cup 2014 winner - Germany" (beside "World Cup 2010 winner - Spain") is no answer."""
+    if not evidence.years:
+        return True
+    facts = _new_facts(claim, evidence)
+    for a, b in split_sentences(evidence.text):
+        sentence = evidence.text[a:b]
+        years = set(YEAR.findall(sentence))
+        if years and not years & evidence.years and any(_states(sentence, f) for f in facts):
+            return False
+    return any(y in evidence.haystack for y in evidence.years)
+
+
+def _states(sentence: str, fact: str) -> bool:
+    if fact[0].isdigit():
+        return fact in quantities(sentence)
+    return _mentions([w.lower() for w in WORD.findall(sentence)], fact)
+
+
+_FORMER = re.compile(r"\b(?:former|ex-|one-time|onetime|erstwhile|outgoing|late|then-)", re.IGNORECASE)
+_PRESENT = re.compile(r"\b(?:is|are|currently|current|now|serves as|remains)\b", re.IGNORECASE)
+
+
+@claim_rule("former_titles")
+def _former(claim: str, evidence: Evidence) -> bool:
+    """A claim that someone holds a title now is not supported by a passage that calls them its
+    former holder: "Sepp Blatter is the president of FIFA" is no answer from "Sepp Blatter, the
+    former president of FIFA" (nor from "ex-president", "outgoing", "late", "then-")."""
+    if not _PRESENT.search(claim) or _FORMER.search(claim):
+        return True
+    for name in _FULL_NAME.findall(MARKER.sub(" ", claim)):
+        spots = [m.start() for m in re.finditer(re.escape(name), evidence.text)]
+        around = [evidence.text[max(0, i - _TITLE_REACH):i + len(name) + _TITLE_REACH] for i in spots]
+        if around and all(_FORMER.search(context) for context in around):
             return False
     return True
 

@@ -1,0 +1,154 @@
+"""What makes an answer about news: "as of" dates, figures that differ by source, timelines.
+
+All of it is computed in code from the passages and their articles' metadata, never
+left to the model: dates are compared as dates, figures as numbers, and every figure
+or event shown is cited to the passage that states it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
+
+from .answer import Figure, TimelineEntry
+from .chunking import split_sentences
+from .retrieve import Passage
+from .text import DATE, content_terms, normalize_numbers, strip_markers
+from .verify.question import ASKS_QUANTITY
+
+if TYPE_CHECKING:
+    from .steps import Draft
+
+# A changing fact: a running count ("how many … are"), an office ("who is the …"), or "latest".
+_CHANGING = re.compile(r"^\W*(?:(?:and|so)\W+)?(?:how (?:many|much)\b.*\b(?:are|is|remain|have|has)\b|"
+                       r"who (?:is|are)\b.*\b(?:president|chair|ceo|head|leader|minister|chief|director|"
+                       r"manager|coach|captain|owner|governor|mayor|secretary)\b)", re.IGNORECASE)
+_COUNT = re.compile(r"(?<![\d.])(\d+(?:[.,]\d+)*(?:\.\d+)?)(?:\s*(million|billion|thousand|mn|bn))?(?!\s*(?:%|per ?cent))",
+                    re.IGNORECASE)
+_MONEY_OR_SHARE = re.compile(r"[$€£¥₩]\s*$|\b(?:percent|per cent|%)", re.IGNORECASE)
+_QUANTITY_WORDS = re.compile(r"how (?:many|much)\s+([\w'’\- ]+?)\s+(?:are|is|were|was|have|has|had|did|do|does|will|"
+                             r"would|could|remain|died|live)\b", re.IGNORECASE)
+# "according to the Pentagon": the question asks for one source's figure, not every source's.
+_ATTRIBUTED = re.compile(r"\b(?:according to|per|as (?:reported|stated|said|estimated|put) by|in the view of)\b",
+                         re.IGNORECASE)
+_ABOUT = 0.5  # share of the question's content words a sentence needs to be about the same thing
+
+
+def when(d: date | None) -> str:
+    return f"{d:%B} {d.day}, {d.year}" if d else ""
+
+
+def _who(p: Passage) -> str:
+    return ", ".join(x for x in (p.meta.source, when(p.meta.published)) if x) or (p.meta.title or p.chunk.doc_id)
+
+
+@dataclass(frozen=True)
+class _Stated:
+    value: str  # as the passage writes it
+    key: str  # normalised, to compare
+    passage: Passage
+
+
+def _counts(sentence: str) -> list[tuple[str, str]]:
+    """(as written, normalised) counts in a sentence: dates, percentages and amounts of money aside."""
+    plain = DATE.sub(lambda m: " " * len(m.group()), sentence)
+    out = []
+    for m in _COUNT.finditer(plain):
+        if _MONEY_OR_SHARE.search(plain[max(0, m.start() - 2):m.start()]) or _MONEY_OR_SHARE.match(plain[m.end():m.end() + 9].strip()):
+            continue
+        value = m.group().strip()
+        out.append((value, normalize_numbers(value).lower().replace(" ", "")))
+    return out
+
+
+def _stated(question: str, passages: list[Passage]) -> list[_Stated]:
+    """Each figure a passage states in a sentence about the question, first mention kept."""
+    wanted = content_terms(question) - content_terms("how many much number figure")
+    if not wanted:
+        return []
+    out: list[_Stated] = []
+    seen: set[tuple[str, str]] = set()
+    for p in passages:
+        for a, b in split_sentences(p.text):
+            sentence = p.text[a:b]
+            if len(wanted & content_terms(sentence)) < _ABOUT * len(wanted):
+                continue
+            for value, key in _counts(sentence):
+                if (key, p.chunk.doc_id) not in seen:
+                    seen.add((key, p.chunk.doc_id))
+                    out.append(_Stated(value, key, p))
+    return out
+
+
+def quantity_of(question: str) -> str:
+    m = _QUANTITY_WORDS.search(question)
+    return m.group(1).strip() if m else "figure"
+
+
+def differing_figures(question: str, answer_text: str, shown: list[Passage]) -> list[_Stated]:
+    """The figures the shown passages give for what a "how many" question asks, one per value,
+    newest article first; empty unless they differ and the answer gave one of them (and
+    unless the question asks for one source's figure: "according to the Pentagon")."""
+    if not ASKS_QUANTITY.search(question) or _ATTRIBUTED.search(question):
+        return []
+    stated = _stated(question, shown)
+    answered = {key for _, key in _counts(strip_markers(answer_text))}
+    values = {s.key for s in stated}
+    if len(values) < 2 or not values & answered:
+        return []
+    by_value: dict[str, _Stated] = {}
+    for s in sorted(stated, key=lambda s: s.passage.meta.published or date.min, reverse=True):
+        by_value.setdefault(s.key, s)
+    return list(by_value.values())
+
+
+def changing_fact(question: str) -> bool:
+    """Whether the question asks for a fact that changes with time (a count, an office holder)."""
+    return bool(_CHANGING.search(question))
+
+
+def as_of(passages: list[Passage]) -> str:
+    """"As of March 6, 2025 (The Harbour Courier): " for the newest dated passage, or ""."""
+    dated = [p for p in passages if p.meta.published]
+    if not dated:
+        return ""
+    newest = max(dated, key=lambda p: p.meta.published)  # type: ignore[arg-type,return-value]
+    return f"As of {when(newest.meta.published)}" + (f" ({newest.meta.source})" if newest.meta.source else "") + ": "
+
+
+def figure_rows(question: str, stated: list[_Stated], marker_of: dict[str, int]) -> list[Figure]:
+    quantity = quantity_of(question)
+    return [Figure(quantity, s.value, s.passage.meta.source, s.passage.meta.published, marker_of[s.passage.chunk.chunk_id])
+            for s in stated]
+
+
+def figures_sentence(stated: list[_Stated], marker_of: dict[str, int]) -> str:
+    """"Figures differ by source: 23 (The Harbour Courier, March 6, 2025) [1]; 19 (…) [2]."."""
+    parts = [f"{s.value} ({_who(s.passage)}) [{marker_of[s.passage.chunk.chunk_id]}]" for s in stated]
+    return "Figures differ by source: " + "; ".join(parts) + "."
+
+
+def timeline(question: str, passages: list[Passage], first_marker: int = 1) -> list[tuple[TimelineEntry, Passage]]:
+    """One dated event per article, in date order: the sentence of each dated passage most about
+    the question (ties: the first). Undated passages cannot be placed on a timeline."""
+    wanted = content_terms(question) - content_terms("timeline how did has have change changed evolve")
+    best: dict[str, tuple[date, str, Passage]] = {}
+    for p in passages:
+        if not p.meta.published:
+            continue
+        sentences = [p.text[a:b] for a, b in split_sentences(p.text)]
+        if not sentences:
+            continue
+        top = max(sentences, key=lambda s: len(wanted & content_terms(s)))
+        if not wanted & content_terms(top) or p.chunk.doc_id in best:
+            continue
+        best[p.chunk.doc_id] = (p.meta.published, " ".join(top.split()), p)
+    ordered = sorted(best.values(), key=lambda e: e[0])
+    return [(TimelineEntry(day, text, p.meta.source, first_marker + i), p) for i, (day, text, p) in enumerate(ordered)]
+
+
+def changed(draft: Draft) -> bool:
+    """Whether a timeline question found at least two dated events to put in order."""
+    return len(timeline(draft.standalone, draft.passages)) > 1
