@@ -35,6 +35,7 @@ class Citation:
     author: str | None = None
     url: str | None = None
     page: int | None = None  # 1-based page of a PDF, None for other formats
+    also: tuple[str, ...] = ()  # the other outlets (or articles) that carried the same text: a wire copy
 
 
 @dataclass(frozen=True)

@@ -32,13 +32,35 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
+def print_answer(answer: Answer) -> None:
+    """The answer, what its dates meant, its figures by source or timeline, then its sources."""
+    if answer.window:
+        w = answer.window
+        print(f"(Articles published {'from ' + str(w.since) if w.since else ''}"
+              f"{' ' if w.since and w.until else ''}{'up to ' + str(w.until) if w.until else ''}: \"{w.phrase}\")")
+    print(answer.text)
+    for e in answer.timeline:
+        print(f"  {e.published}  {e.source or ''}  {textwrap.shorten(e.text, 100, placeholder=' …')} [{e.marker}]")
+    if answer.disagreements:
+        print("\nFigures by source:")
+        for f in answer.disagreements:
+            print(f"  {f.value:>12}  {f.source or '(outlet unknown)'}, {f.published or 'date unknown'} [{f.marker}]")
+    print_sources(answer)
+
+
 def print_sources(answer: Answer) -> None:
     if not answer.citations:
         return
     print("\nSources:")
     for c in answer.citations:
         quote = textwrap.shorten(" ".join(c.text.split()), 300, placeholder=" …")
-        print(f"  [{c.marker}] {c.title} ({c.doc_id}, chars {c.start}-{c.end})")
+        about = ", ".join(str(x) for x in (c.source, c.published, c.author) if x)
+        where = f"{c.doc_id}, {f'page {c.page}, ' if c.page else ''}chars {c.start}-{c.end}"
+        print(f"  [{c.marker}] {c.title}" + (f" — {about}" if about else "") + f" ({where})")
+        if c.also:
+            print(f"      also carried by: {', '.join(c.also)}")
+        if c.url:
+            print(f"      {c.url}")
         print(textwrap.indent(textwrap.fill(f"“{quote}”", 88), "      "))
 
 
@@ -72,9 +94,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     clean_question(args.question)  # fail fast, before seconds of model loading
     engine = get_engine(_settings(args), progress=True)
-    answer = engine.ask(args.question, k=args.k)
-    print(answer.text)
-    print_sources(answer)
+    answer = engine.ask(args.question, k=args.k, since=args.since, until=args.until, sources=args.source,
+                        today=args.today)
+    print_answer(answer)
     return 0
 
 
@@ -107,8 +129,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
             print()
             assert answer is not None
             if answer.text.strip() != "".join(raw).strip():  # citation check changed something
-                print(f"\nchecked> {answer.text}")
-            print_sources(answer)
+                print("\nchecked> ", end="")
+                print_answer(answer)
+            else:
+                print_sources(answer)
             history.append((question, answer.text))
         except RagError as exc:
             print(f"\nerror: {exc}")
@@ -183,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("ask", "answer one question", corpus=True)
     p.add_argument("question")
     p.add_argument("-k", type=int, default=None, help="passages to give the model")
+    p.add_argument("--since", help="only articles published on or after this date (YYYY-MM-DD)")
+    p.add_argument("--until", help="only articles published on or before this date (YYYY-MM-DD)")
+    p.add_argument("--source", action="append", help="only articles from this outlet (repeat for several)")
+    p.add_argument("--today", help="the date 'last week' and 'before October 30' count from (default: the newest "
+                                   "article's date)")
     p.set_defaults(func=cmd_ask)
 
     add("chat", "a conversation in the terminal, with streaming", corpus=True).set_defaults(func=cmd_chat)

@@ -94,7 +94,7 @@ class _Timeline(Look):
         entries = news.timeline(d.standalone, d.passages)
         d.shown = [p for _, p in entries]
         d.timeline = [e for e, _ in entries]
-        d.citations = [steps.citation(e.marker, p) for e, p in entries]
+        d.citations = [steps.citation(e.marker, p, engine.index) for e, p in entries]
         d.text = " ".join(f"{news.when(e.published)}" + (f" ({e.source})" if e.source else "") +
                           f": {e.text.rstrip('.')} [{e.marker}]." for e in d.timeline)
         d.declined = False
@@ -115,7 +115,7 @@ class _Compare(Look):
             return
         yes, lines = result
         d.shown = [p for _, p in lines]
-        d.citations = [steps.citation(n, p) for n, (_, p) in enumerate(lines, start=1)]
+        d.citations = [steps.citation(n, p, engine.index) for n, (_, p) in enumerate(lines, start=1)]
         d.text = ("Yes." if yes else "No.") + "".join(f" {text} [{n}]." for n, (text, _) in enumerate(lines, start=1))
         d.declined = False
         yield from ()

@@ -25,9 +25,9 @@ if TYPE_CHECKING:
 _CHANGING = re.compile(r"^\W*(?:(?:and|so)\W+)?(?:how (?:many|much)\b.*\b(?:are|is|remain|have|has)\b|"
                        r"who (?:is|are)\b.*\b(?:president|chair|ceo|head|leader|minister|chief|director|"
                        r"manager|coach|captain|owner|governor|mayor|secretary)\b)", re.IGNORECASE)
-_COUNT = re.compile(r"(?<![\d.])(\d+(?:[.,]\d+)*(?:\.\d+)?)(?:\s*(million|billion|thousand|mn|bn))?(?!\s*(?:%|per ?cent))",
-                    re.IGNORECASE)
-_MONEY_OR_SHARE = re.compile(r"[$€£¥₩]\s*$|\b(?:percent|per cent|%)", re.IGNORECASE)
+_COUNT = re.compile(r"(?<![\d.,])\d+(?:[.,]\d+)*(?:\s*(?:million|billion|thousand|mn|bn)\b)?", re.IGNORECASE)
+_MONEY_BEFORE = re.compile(r"[^\W\d_]?\$$|[\u00a2-\u00a5\u20a0-\u20c0]$")
+_SHARE_AFTER = re.compile(r"\s*(?:%|per ?cent\b|percent\b)", re.IGNORECASE)
 _QUANTITY_WORDS = re.compile(r"how (?:many|much)\s+([\w'’\- ]+?)\s+(?:are|is|were|was|have|has|had|did|do|does|will|"
                              r"would|could|remain|died|live)\b", re.IGNORECASE)
 # "according to the Pentagon": the question asks for one source's figure, not every source's.
@@ -56,7 +56,7 @@ def _counts(sentence: str) -> list[tuple[str, str]]:
     plain = DATE.sub(lambda m: " " * len(m.group()), sentence)
     out = []
     for m in _COUNT.finditer(plain):
-        if _MONEY_OR_SHARE.search(plain[max(0, m.start() - 2):m.start()]) or _MONEY_OR_SHARE.match(plain[m.end():m.end() + 9].strip()):
+        if _MONEY_BEFORE.search(plain[max(0, m.start() - 2):m.start()].rstrip()) or _SHARE_AFTER.match(plain, m.end()):
             continue
         value = m.group().strip()
         out.append((value, normalize_numbers(value).lower().replace(" ", "")))

@@ -19,6 +19,7 @@ from . import news, prompt
 from .answer import Answer, Citation, Delta, Figure, TimelineEntry, Timings, Window
 from .intent import Intent
 from .intent import read as intent_of
+from .index import Index
 from .retrieve import Filter, Passage
 from .verify import is_decline, verify
 from .verify.question import ASKS_QUANTITY, cites_named_outlet, fits_question
@@ -172,12 +173,14 @@ def verify_reply(engine: Engine, d: Draft, raw: str, shown: list[Passage]) -> Re
     text, order = checked.render()
     if checked.declined:
         return Result(text if is_decline(text) else prompt.DECLINE, [], True)
-    return Result(text, [citation(n, shown[i]) for n, i in enumerate(order, start=1)], False)
+    return Result(text, [citation(n, shown[i], engine.index) for n, i in enumerate(order, start=1)], False)
 
 
-def citation(marker: int, p: Passage) -> Citation:
+def citation(marker: int, p: Passage, index: Index | None = None) -> Citation:
+    """The citation of passage ``p``; ``index`` names the outlets of its wire copies."""
+    also = tuple((index.meta(d).source or d) if index else d for d in p.copies)
     return Citation(marker, p.chunk.doc_id, p.title, p.path, p.chunk.start, p.chunk.end, p.text, p.similarity,
-                    p.meta.source, p.meta.published, p.meta.author, p.meta.url, p.chunk.page)
+                    p.meta.source, p.meta.published, p.meta.author, p.meta.url, p.chunk.page, also)
 
 
 def check(engine: Engine, d: Draft) -> None:
@@ -204,7 +207,7 @@ def annotate(engine: Engine, d: Draft) -> None:
         key = (p.chunk.doc_id, p.chunk.start)
         if key not in markers:
             markers[key] = len(d.citations) + 1
-            d.citations.append(citation(markers[key], p))
+            d.citations.append(citation(markers[key], p, engine.index))
         return markers[key]
 
     stated = news.differing_figures(d.standalone, d.text, d.shown or d.passages)

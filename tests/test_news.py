@@ -148,3 +148,14 @@ def test_a_part_its_passage_does_not_support_makes_the_answer_no(news, fake_embe
     e = engine(news, fake_embedder, "Yes", "No")
     answer = e.ask("Does the Valley Post say 12 people died, while the Northern Ledger says 40 people died?")
     assert answer.text.startswith("No.") and len(answer.citations) == 2
+
+
+def test_a_wire_copy_counts_once_and_credits_every_outlet_that_carried_it(news, fake_embedder):
+    question = "How many residents of the Quarry Lane district were evacuated?"
+    answer = engine(news, fake_embedder, cite("400", "About {} residents were evacuated")).ask(question, k=6)
+    wire = {"evacuation-wire-coastline-daily", "evacuation-wire-tessel-times"}
+    leads = [p for p in answer.passages if p.chunk.doc_id in wire and "About 400 residents" in p.text]
+    assert len(leads) == 1  # the same story's lead is shown once, not once per outlet
+    assert set(leads[0].copies) == wire - {leads[0].chunk.doc_id}
+    [c] = [c for c in answer.citations if "400" in c.text]
+    assert {c.source, *c.also} == {"Coastline Daily", "The Tessel Times"}

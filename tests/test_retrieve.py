@@ -166,7 +166,9 @@ def test_outlet_and_date_filters_apply_before_ranking(tmp_path) -> None:
     """k passages still come back, all from the articles the filter admits, in dense and BM25 alike."""
     from datetime import date
 
-    texts = {f"{outlet}-{day}": f"Flood waters rose in the valley town, the {outlet} report said on day {day}."
+    towns = {1: "Aldmere, where the river burst its banks", 2: "Brookfell after a week of rain",
+             3: "Corran as the dam spillway opened"}
+    texts = {f"{outlet}-{day}": f"Flood waters rose in {towns[day]}, {outlet} reporters wrote."
              for outlet in ("wire", "daily") for day in (1, 2, 3)}
     r = retriever(tmp_path, texts)
     meta = {d: replace(r.index.docs[d], source=d.split("-")[0], published=f"2024-05-0{d[-1]}") for d in texts}
