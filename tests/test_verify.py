@@ -206,3 +206,38 @@ def test_a_rule_switched_off_no_longer_rejects():
     passage, claim = "About 10,000 troops are in Russia, the Pentagon said.", "The Pentagon said 11,000 troops [1]."
     assert not supports(claim, Evidence(passage))
     assert supports(claim, Evidence(passage), off=frozenset({"numbers"}))
+
+
+def _checked(text: str, passage: str, question: str, about: str = "") -> str:
+    from datetime import date
+
+    from rag.ingest import ArticleMeta
+
+    meta = ArticleMeta(published=date.fromisoformat(about)) if about else ArticleMeta()
+    return verify(text, [SimpleNamespace(text=passage, meta=meta)], question, asked=question).render()[0]
+
+
+@pytest.mark.parametrize("claim, passage, about, ok", [
+    # The sentence stating the answer ties it to another year.
+    ("Germany was the runner-up of the 2010 World Cup [1].",
+     "World Cup 2010 winner - Spain. EURO 2012 top scorer - Mario Gomez. World Cup 2014 winner - Germany.", "", False),
+    ("Spain won the 2010 World Cup [1].",
+     "World Cup 2010 winner - Spain. EURO 2012 top scorer - Mario Gomez. World Cup 2014 winner - Germany.", "", True),
+    # Nothing ties the passage to the year asked: neither its text nor its article's date.
+    ("Geraint Thomas won the 2010 World Cup [1].", "Geraint Thomas won the World Cup on Sunday.", "2018-07-29", False),
+    # The article's date gives the year.
+    ("Egan Bernal won the 2010 World Cup [1].", "Egan Bernal won the World Cup on Sunday.", "2010-07-28", True),
+])
+def test_a_question_about_a_year_is_answered_from_a_passage_about_that_year(claim, passage, about, ok):
+    assert bool(_checked(claim, passage, "Who won the 2010 World Cup?", about)) is ok
+
+
+@pytest.mark.parametrize("claim, ok", [
+    ("Sepp Blatter is the president of FIFA [1].", False),
+    ("Sepp Blatter is currently president of FIFA [1].", False),
+    ("Sepp Blatter was the president of FIFA [1].", True),  # the past tense is what the passage says
+    ("Sepp Blatter is a former president of FIFA [1].", True),
+])
+def test_a_former_title_holder_is_not_the_present_one(claim, ok):
+    passage = "Sepp Blatter, the former president of FIFA, told a Swiss newspaper the vote was a mistake."
+    assert bool(_checked(claim, passage, "Who is the president of FIFA?")) is ok
