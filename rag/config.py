@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     @field_validator("rules_off", mode="before")
     @classmethod
     def _known_rules(cls, value: object) -> frozenset[str]:
+        from . import news  # noqa: F401 (its answer rules register themselves beside the verifier's)
         from .verify import RULES
 
         names = frozenset(n.strip() for n in value.split(",") if n.strip()) if isinstance(value, str) \

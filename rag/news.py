@@ -17,10 +17,22 @@ from .chunking import split_sentences
 from .retrieve import Passage
 from .text import DATE, content_terms, normalize_numbers, strip_markers
 from .verify.question import ASKS_QUANTITY
+from .verify.rules import register
+
+register("sharpen_dates", """Asked "when", an answer gives the date as exactly as its cited passages: "released in 2017"
+    becomes "released on December 1, 2017" when they give exactly one fuller date in that year.""")
+register("figures_by_source", """When the passages shown for a "how many" question give different figures, each is
+    listed with its outlet and date and cited (unless the question asks for one source's figure).""")
+register("as_of", """A changing fact (a running count, who holds an office, "latest") is answered "As of <date>
+    (<outlet>)", from the newest cited article.""")
 
 if TYPE_CHECKING:
     from .steps import Draft
 
+_MONTH_NAMES = (r"Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sept?(?:ember)?|"
+                r"Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?")
+_MONTHS_FULL = {m[:3].lower(): m for m in ("January", "February", "March", "April", "May", "June", "July", "August",
+                                          "September", "October", "November", "December")}
 # A changing fact: a running count ("how many … are"), an office ("who is the …"), or "latest".
 _CHANGING = re.compile(r"^\W*(?:(?:and|so)\W+)?(?:how (?:many|much)\b.*\b(?:are|is|remain|have|has)\b|"
                        r"who (?:is|are)\b.*\b(?:president|chair|ceo|head|leader|minister|chief|director|"
@@ -34,6 +46,45 @@ _QUANTITY_WORDS = re.compile(r"how (?:many|much)\s+([\w'’\- ]+?)\s+(?:are|is|w
 _ATTRIBUTED = re.compile(r"\b(?:according to|per|as (?:reported|stated|said|estimated|put) by|in the view of)\b",
                          re.IGNORECASE)
 _ABOUT = 0.5  # share of the question's content words a sentence needs to be about the same thing
+
+
+_ASKS_DATE = re.compile(r"^\W*when\b|\b(?:what|which) (?:is|was) the (?:\w+ )?date\b", re.IGNORECASE)
+_BARE_YEAR = re.compile(r"\b(?:(?:in|on)\s+)?(?:(" + _MONTH_NAMES + r")\.?\s+)?((?:19|20)\d\d)\b")
+_DATES = re.compile(r"\b(" + _MONTH_NAMES + r")\.?\s+(?:(\d{1,2}),?\s+)?((?:19|20)\d\d)\b|"
+                    r"\b(\d{1,2})\s+(" + _MONTH_NAMES + r")\.?,?\s+((?:19|20)\d\d)\b")
+
+
+def _said_dates(passages: list[Passage]) -> set[tuple[str, int | None, str]]:
+    """(month, day or None, year) of every date the passages write with at least a month."""
+    out = set()
+    for p in passages:
+        for m in _DATES.finditer(p.text):
+            month, day, year = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (m.group(5), m.group(4), m.group(6))
+            out.add((_MONTHS_FULL[month[:3].lower()], int(day) if day else None, year))
+    return out
+
+
+def sharpen_dates(question: str, text: str, cited: list[Passage]) -> str:
+    """Asked "when", an answer gives the date as exactly as its sources: "released in 2017 [1]"
+    becomes "released on December 1, 2017 [1]" when the cited passages give exactly one more
+    exact date in that year (and month, if the answer named one)."""
+    if not _ASKS_DATE.search(question):
+        return text
+    said = _said_dates(cited)
+
+    def sharper(m: re.Match[str]) -> str:
+        month = _MONTHS_FULL[m.group(1)[:3].lower()] if m.group(1) else None
+        if re.match(r"\s*\d", text[m.end():m.end() + 3]) or re.search(r"\d\s*,?\s*$", text[:m.start()]):
+            return m.group()  # part of a fuller date already ("December 1, 2017", "1 December 2017")
+        fits = {(mo, d) for mo, d, y in said if y == m.group(2) and (month is None or mo == month)}
+        days = {f for f in fits if f[1] is not None}
+        best = days if days else (fits if month is None else set())
+        if len(best) != 1:
+            return m.group()
+        mo, d = best.pop()
+        return f"on {mo} {d}, {m.group(2)}" if d else f"in {mo} {m.group(2)}"
+
+    return _BARE_YEAR.sub(sharper, text)
 
 
 def when(d: date | None) -> str:

@@ -210,11 +210,15 @@ def annotate(engine: Engine, d: Draft) -> None:
             d.citations.append(citation(markers[key], p, engine.index))
         return markers[key]
 
-    stated = news.differing_figures(d.standalone, d.text, d.shown or d.passages)
+    off = engine.settings.rules_off
+    shown = d.shown or d.passages
+    cited = [p for p in shown if (p.chunk.doc_id, p.chunk.start) in markers]
+    if "sharpen_dates" not in off:
+        d.text = news.sharpen_dates(d.standalone, d.text, cited)
+    stated = news.differing_figures(d.standalone, d.text, shown) if "figures_by_source" not in off else []
     if stated:
         numbers = {s.passage.chunk.chunk_id: marker(s.passage) for s in stated}
         d.disagreements = news.figure_rows(d.standalone, stated, numbers)
         d.text = f"{d.text} {news.figures_sentence(stated, numbers)}"
-    if news.changing_fact(d.standalone) or d.intent.latest:
-        cited = [p for p in d.shown or d.passages if (p.chunk.doc_id, p.chunk.start) in markers]
+    if "as_of" not in off and (news.changing_fact(d.standalone) or d.intent.latest):
         d.text = news.as_of(cited) + d.text
