@@ -142,7 +142,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import eval_sets
     from .evaluate.own import targets_met
 
-    reports = eval_sets(_settings(args), args.sets or ["own"], limit=args.limit,
+    settings = _settings(args)
+    if args.without:
+        off = ",".join(sorted(settings.rules_off | set(args.without)))  # validated by name
+        settings = type(settings)(**{**settings.model_dump(), "rules_off": off})
+    reports = eval_sets(settings, args.sets or ["own"], limit=args.limit,
                         out=Path(args.out) if args.out else None,
                         llm_cache=Path(args.llm_cache) if args.llm_cache else None)
     missed = [r.name for r in reports if r.totals and not targets_met(r.totals)]
@@ -225,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--llm-cache", metavar="FILE", help="replay model replies saved in this JSON file and save new "
                    "ones (latencies of replayed replies are not real)")
     p.add_argument("--strict", action="store_true", help="exit 1 when the bundled set misses a target")
+    p.add_argument("--without", action="append", metavar="RULE", help="switch a verification or answer rule off, "
+                   "to measure what it is worth (repeatable; the names are in rag.verify.RULES)")
     p.set_defaults(func=cmd_eval)
 
     p = add("bench", "measure speed: baseline vs ours, in one run", corpus=True)
