@@ -356,6 +356,8 @@ def test_the_address_comes_from_rag_then_gradio_variables_and_a_bad_port_is_one_
     assert Settings(ui_port=9000).ui_port == 9000
     monkeypatch.setenv("RAG_UI_PASSWORD", "hunter2")
     assert "hunter2" not in repr(Settings()) and Settings().ui_password.get_secret_value() == "hunter2"
+    monkeypatch.setenv("RAG_UI_PASSWORD", " ")
+    assert Settings().ui_password is None  # blank is no password, not the empty one
     for bad in ("abc", "0", "70000"):
         assert main(["ui", "--port", bad]) == 1
         err = capsys.readouterr().err
