@@ -77,12 +77,13 @@ def test_a_badge_tooltip_names_outlet_date_author_url_and_page():
 
 def test_the_sources_panel_shows_the_article_metadata_as_text():
     c = cite(1, source="The Harbour Courier", published=date(2025, 3, 6), author="Priya <i>Natarajan</i>",
-             url="javascript:alert(1)", page=4)
+             url="javascript:alert(1)", page=4, also=("Coastline Daily", "The Tessel Times"))
     turn = Turn("How many died?", answer("23 died [1].", [c]),
                 contexts={1: Context("Before. ", c.text, " After <script>alert(2)</script>")})
     html = render_sources([turn])
     for shown in ('<span class="src-outlet">The Harbour Courier</span>', '<span class="src-date">March 6, 2025',
                   "by Priya &#60;i&#62;Natarajan", '<span class="src-page">page 4</span>',
+                  '<span class="src-also">also carried by Coastline Daily, The Tessel Times</span>',
                   '<mark class="cite-mark">About 12 people died'):
         assert shown in html, shown
     assert 'id="src-1"' in html and "&#60;script&#62;alert" in html

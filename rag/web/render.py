@@ -94,9 +94,10 @@ def day(d: date | None) -> str:
 
 def metadata(c: Citation) -> list[tuple[str, str]]:
     """What is known of the cited article, as (kind, text): outlet, date, author, URL (as
-    text, never a link), page of a PDF."""
+    text, never a link), page of a PDF, other outlets that carried the same (wire) text."""
     parts = [("outlet", c.source or ""), ("date", day(c.published)), ("author", f"by {c.author}" if c.author else ""),
-             ("url", c.url or ""), ("page", f"page {c.page}" if c.page else "")]
+             ("url", c.url or ""), ("page", f"page {c.page}" if c.page else ""),
+             ("also", f"also carried by {', '.join(c.also)}" if c.also else "")]
     return [(kind, text) for kind, text in parts if text]
 
 
