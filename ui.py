@@ -3,11 +3,10 @@ import sys
 
 from rag.config import Settings
 from rag.errors import RagError
-from rag.ui_app import launch
+from rag.web.serve import launch
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
     try:
-        launch(Settings(), host=args[0] if args else None, port=args[1] if len(args) > 1 else None)
+        launch(Settings(**dict(zip(("ui_host", "ui_port"), sys.argv[1:]))))
     except RagError as exc:
         sys.exit(f"error: {exc}")

@@ -21,10 +21,12 @@ if TYPE_CHECKING:
     from .config import Settings
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _settings(args: argparse.Namespace, **given: object) -> Settings:
+    """Settings from the environment, with the folders given on the command line and
+    ``given`` (those not None) over them."""
     from .config import Settings
 
-    overrides = {}
+    overrides = {k: v for k, v in given.items() if v is not None}
     if getattr(args, "corpus_dir", None):
         overrides["corpus_dir"] = Path(args.corpus_dir)
     if getattr(args, "index_dir", None):
@@ -171,9 +173,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from .ui_app import launch
+    from .web.serve import launch
 
-    launch(_settings(args), host=args.host, port=args.port, share=args.share)
+    launch(_settings(args, ui_host=args.host, ui_port=args.port), share=args.share)
     return 0
 
 
@@ -245,8 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     p = add("ui", "start the web UI", corpus=True)
-    p.add_argument("--host", help="address to bind (default: RAG_UI_HOST, else 127.0.0.1, this machine only)")
-    p.add_argument("--port", help="port (default: RAG_UI_PORT, else 7860)")
+    p.add_argument("--host", help="address to bind (default: RAG_UI_HOST or GRADIO_SERVER_NAME, else 127.0.0.1, "
+                                  "this machine only)")
+    p.add_argument("--port", help="port (default: RAG_UI_PORT or GRADIO_SERVER_PORT, else 7860)")
     p.add_argument("--share", action="store_true", help="create a public Gradio share link (off by default)")
     p.set_defaults(func=cmd_ui)
 

@@ -2,8 +2,10 @@
 
 Every field can be overridden by an environment variable named ``RAG_<FIELD>``
 (for example ``RAG_TOP_K=6`` or ``RAG_LLM_PATH=/models/other.gguf``), or by
-passing keyword arguments: ``Settings(top_k=6)``. The object is passed down
-explicitly; nothing else in the package reads the environment.
+passing keyword arguments: ``Settings(top_k=6)``. The web UI's address also
+honours Gradio's own ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` when the
+``RAG_UI_*`` ones are not set. The object is passed down explicitly; nothing else
+in the package reads the environment.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import InputError
@@ -31,8 +33,19 @@ def _default_cache_dir() -> Path:
 MIN_PROMPT_TOKENS = 512
 
 
+def _env_names(loc: str) -> str:
+    """The environment variable(s) of the field an error names (by field name or by alias), for messages."""
+    for name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        choices = [str(c) for c in alias.choices] if isinstance(alias, AliasChoices) else []
+        if loc == name or loc.upper() in choices:
+            return " / ".join(choices) or f"RAG_{name.upper()}"
+    return f"RAG_{loc.upper()}"
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RAG_", frozen=True)
+    # populate_by_name: Settings(ui_port=…) works beside the aliases that name the ui_* variables
+    model_config = SettingsConfigDict(env_prefix="RAG_", frozen=True, populate_by_name=True)
 
     def __init__(self, **values: object) -> None:
         """A bad value (say RAG_TOP_K=abc) is an InputError naming the variable, not a traceback."""
@@ -40,7 +53,7 @@ class Settings(BaseSettings):
             super().__init__(**values)
         except ValidationError as exc:
             problems = "; ".join(
-                (f"RAG_{'_'.join(map(str, e['loc'])).upper()}={e['input']!r}: " if e["loc"] else "")
+                (f"{_env_names('_'.join(map(str, e['loc'])))}={e['input']!r}: " if e["loc"] else "")
                 + e["msg"].removeprefix("Value error, ") for e in exc.errors())
             raise InputError(f"Invalid setting: {problems}. Change it (the environment variable or the Settings "
                              "argument; see the README's Configuration table).") from exc
@@ -93,6 +106,18 @@ class Settings(BaseSettings):
                                  "`rag eval --without NAME`; the names are in rag.verify.RULES).")
     history_turns: int = Field(3, ge=0, le=20, description="Earlier question/answer pairs used to rewrite a follow-up into a standalone question.")
 
+    # --- web UI (rag ui, ui.py) ----------------------------------------------
+    ui_host: str = Field("127.0.0.1", validation_alias=AliasChoices("RAG_UI_HOST", "GRADIO_SERVER_NAME"),
+                         description="Address the web UI listens on. Anything but this machine (127.0.0.1, ::1, "
+                                     "localhost) needs ui_password or ui_allow_public.")
+    ui_port: int = Field(7860, ge=1, le=65535, validation_alias=AliasChoices("RAG_UI_PORT", "GRADIO_SERVER_PORT"),
+                         description="Port of the web UI.")
+    ui_password: SecretStr | None = Field(None, description="Password of the web UI (log in as user 'rag'); "
+                                                            "kept out of reprs and logs.")
+    ui_allow_public: bool = Field(False, description="Serve the web UI beyond this machine without a password.")
+    ui_examples: Path | None = Field(None, description="A JSON list of example questions for the web UI's buttons; "
+                                                       "default: examples.json in the corpus folder, if there is one.")
+
     @field_validator("rules_off", mode="before")
     @classmethod
     def _known_rules(cls, value: object) -> frozenset[str]:
@@ -113,10 +138,10 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest request body in bytes; a larger one gets 413 before it is parsed.")
     api_allow_public: bool = Field(False, description="Let the HTTP API bind a non-loopback address without api_key (anyone who can reach it can ask).")
 
-    @field_validator("api_key")
+    @field_validator("api_key", "ui_password")
     @classmethod
     def _blank_key_is_no_key(cls, key: SecretStr | None) -> SecretStr | None:
-        # RAG_API_KEY= (empty) must not mean "the empty string is the key": it means none.
+        # RAG_API_KEY= or RAG_UI_PASSWORD= (empty) must not mean "the empty string is the key": it means none.
         text = key.get_secret_value().strip() if key is not None else ""
         return SecretStr(text) if text else None
 

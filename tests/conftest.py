@@ -9,6 +9,7 @@ import re
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,13 +72,15 @@ class FakeEmbedder:
 
 
 class FakeLLM:
-    """Replies with queued strings (or a function of the messages), word by word."""
+    """Replies with queued strings (or a function of the messages), word by word;
+    ``delay`` seconds before each word let a browser watch a reply stream."""
 
     name = "fake-llm"
 
-    def __init__(self, replies: list | None = None, n_ctx: int = 4096) -> None:
+    def __init__(self, replies: list | None = None, n_ctx: int = 4096, delay: float = 0.0) -> None:
         self.replies = list(replies or [])
         self.n_ctx = n_ctx
+        self.delay = delay
         self.calls: list[list[dict[str, str]]] = []
         self._lock = threading.Lock()
 
@@ -101,6 +104,8 @@ class FakeLLM:
             if callable(reply):
                 reply = reply(messages)
             for word in re.findall(r"\S+\s*", reply):
+                if self.delay:
+                    time.sleep(self.delay)
                 yield word
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rag import cli
-from rag.corpus import Rejected, add_files, add_sources
+from rag.corpus import Rejected, add_files, add_sources, safe_filename
 from rag.ingest import load_corpus, load_document
 
 from .pdf_maker import make_pdf
@@ -100,8 +100,8 @@ def test_good_files_are_copied_in_and_bad_ones_get_a_reason(tmp_path):
     assert sorted(p.name for p in corpus.iterdir()) == ["existing.txt", "good.txt", "report.pdf"]
 
 
-def test_the_ui_limits_fit(tmp_path):
-    """What rag/ui_app.check_upload refuses today, with its cap, names and suffixes."""
+def test_a_smaller_cap_and_fewer_suffixes_can_be_asked_for(tmp_path):
+    """A caller can ask for a smaller size cap (the web UI's 2 MB) and fewer formats."""
     upload = write(tmp_path / "gradio", "tmp123", "x" * (2 * 1024 * 1024 + 1))
     result = add_files([upload], tmp_path / "corpus", names=["../../big one.md"], max_bytes=2 * 1024 * 1024,
                        suffixes=(".txt", ".md"))
@@ -109,6 +109,14 @@ def test_the_ui_limits_fit(tmp_path):
     pdf = write(tmp_path / "gradio", "tmp456", b"%PDF-1.4")
     result = add_files([pdf], tmp_path / "corpus", names=["report.pdf"], suffixes=(".txt", ".md"))
     assert result.rejected == [Rejected("report.pdf", "only .txt and .md files can be added")]
+
+
+def test_names_are_reduced_to_safe_base_names():
+    assert safe_filename("../../etc/passwd.txt") == "passwd.txt"
+    assert safe_filename("C:\\Users\\x\\notes.md") == "notes.md"
+    assert safe_filename(".hidden.txt") == "hidden.txt"
+    assert safe_filename('a<b>"c".txt') == "a_b__c_.txt"
+    assert safe_filename("..") is None and safe_filename("") is None
 
 
 def test_two_copies_in_one_batch_add_one(tmp_path):

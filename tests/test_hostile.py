@@ -277,7 +277,8 @@ def test_copied_article_markers_do_not_cite_unrelated_passages(hostile_settings,
 
 
 def test_html_and_markdown_in_articles_stay_inert_in_the_ui(hostile_settings, fake_embedder):
-    from rag.ui_app import answer_dict, chat_messages, context_of, render_sources
+    from rag.web.handlers import contexts_of
+    from rag.web.render import Turn, chat_messages, render_sources
 
     reply = cite_passage_with("<script>", "Analysts in Seoul said North Korea gains hard currency")
     engine, _ = engine_with(hostile_settings, fake_embedder, [
@@ -288,9 +289,8 @@ def test_html_and_markdown_in_articles_stay_inert_in_the_ui(hostile_settings, fa
     c = answer.citations[0]
     assert source[c.start:c.end] == c.text and "<script>alert(1)</script>" in c.text  # kept verbatim, offsets exact
 
-    turn = {"question": answer.question, **answer_dict(answer)}
-    for cit in turn["citations"]:
-        cit["context"] = context_of(cit)
+    turn = Turn(answer.question, answer, contexts=contexts_of(answer))
+    assert "<script>alert(1)</script>" in turn.contexts[c.marker].span
     html = render_sources([turn]) + "".join(m["content"] for m in chat_messages([turn]))
     lowered = html.lower()
     for live in ("<script", "<img", "<iframe", "onerror=", "onclick=", 'href="http', "](http", "javascript:"):

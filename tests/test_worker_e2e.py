@@ -142,9 +142,9 @@ def test_the_ui_server_survives_a_killed_worker(real_settings, tmp_path):
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
-    from tests.test_ui import _free_port
+    from tests.browser import free_port
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, str(ROOT / "ui.py")], cwd=ROOT,
                               env=_app_env(tmp_path, real_settings, RAG_UI_PORT=str(port)))
     try:
