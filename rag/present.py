@@ -20,7 +20,7 @@ def citation_dict(c: Any) -> dict:
     gradio_client treats any dict with a ``path`` as a file to download."""
     return {"marker": c.marker, "doc_id": c.doc_id, "title": c.title, "source": c.source,
             "date": _iso(c.published), "author": c.author, "url": c.url,
-            "page": c.page, "file": str(c.path), "start": c.start, "end": c.end, "text": c.text,
+            "page": c.page, "also": list(c.also), "file": str(c.path), "start": c.start, "end": c.end, "text": c.text,
             "score": float(c.score)}
 
 

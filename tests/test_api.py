@@ -29,8 +29,8 @@ from tests.test_answer import cite_passage_with
 
 Q = "How many North Korean troops are in Russia according to the Pentagon?"
 KEY = "s3cret-key"
-CITATION_KEYS = {"marker", "doc_id", "title", "source", "date", "author", "url", "page", "file", "start", "end",
-                 "text", "score"}
+CITATION_KEYS = {"marker", "doc_id", "title", "source", "date", "author", "url", "page", "also", "file", "start",
+                 "end", "text", "score"}
 # A reply with a claim the verifier drops: the stream must never carry it.
 UNSUPPORTED = " Argentina won the 2022 World Cup, beating France [1]."
 

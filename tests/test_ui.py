@@ -143,7 +143,7 @@ def test_ask_endpoint_returns_verified_citations(app):
     assert markers == set(by_marker)
     for c in result["citations"]:
         assert set(c) == {"marker", "doc_id", "title", "file", "start", "end", "text", "score", "source", "date",
-                          "author", "url", "page"}
+                          "author", "url", "page", "also"}
         assert isinstance(c["file"], str) and isinstance(c["score"], float)
         info = _engine(app).index.docs[c["doc_id"]]  # the seeds' metadata.jsonl gives two outlets, no dates
         assert (c["source"], c["date"], c["author"], c["url"], c["page"]) == (info.source, None, None, None, None)

@@ -239,7 +239,7 @@ def test_ask_api_json_carries_the_metadata_and_news_fields():
     [cd] = data["citations"]
     assert cd == {"marker": 1, "doc_id": "flood", "title": "Flood in <b>Valdena</b>", "file": "/nowhere/flood.txt",
                   "start": 10, "end": 40, "text": c.text, "score": 0.71, "source": "Valley Post", "date": "2025-03-03",
-                  "author": "Mira Halloran", "url": "https://v.example/a", "page": None}
+                  "author": "Mira Halloran", "url": "https://v.example/a", "page": None, "also": []}
     assert data["disagreements"] == [{"quantity": "dead", "value": "12", "source": "Valley Post",
                                       "date": "2025-03-03", "marker": 1}]
     assert data["timeline"] == [{"date": None, "text": "It fell.", "source": None, "marker": 1}]
