@@ -152,3 +152,19 @@ class Settings(BaseSettings):
                              f"{self.n_ctx - self.max_tokens} tokens for the instructions, question and passages; "
                              f"they need at least {MIN_PROMPT_TOKENS}. Raise RAG_N_CTX or lower RAG_MAX_TOKENS")
         return self
+
+
+def reference() -> str:
+    """Every setting as a Markdown table: variable, default, meaning (docs/configuration.md is this)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        names = [str(c) for c in alias.choices] if isinstance(alias, AliasChoices) else [f"RAG_{name.upper()}"]
+        if info.default_factory is not None:
+            default = {"cache_dir": "~/.cache/rag", "n_threads": "CPU count"}.get(name, "computed")
+        else:
+            value = info.default
+            default = "none" if value is None else ",".join(sorted(value)) if isinstance(value, frozenset) else value
+        description = " ".join((info.description or "").split()).replace("|", "\\|")
+        rows.append(f"| {' / '.join(f'`{n}`' for n in names)} | `{default}` | {description} |")
+    return "\n".join(rows) + "\n"

@@ -25,3 +25,12 @@ def test_a_bad_value_is_an_input_error_naming_the_variable(monkeypatch, var, val
 def test_the_answer_may_not_crowd_out_the_prompt(values):
     with pytest.raises(InputError, match="Raise RAG_N_CTX or lower RAG_MAX_TOKENS"):
         Settings(**values)
+
+
+def test_the_configuration_reference_in_docs_is_the_settings_themselves():
+    from pathlib import Path
+
+    from rag.config import reference
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert doc.endswith(reference()), "docs/configuration.md is stale: regenerate it from rag.config.reference()"
