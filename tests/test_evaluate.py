@@ -264,7 +264,10 @@ def test_cli_eval_reports_the_cache_and_writes_json(fake_embedder, tmp_path, mon
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "| evalset | **all** | 2 | 100% |" in printed
-    assert "LLM cache on" in printed and "not real latencies" in printed
+    assert "none of 2 model replies was replayed" in printed and "latencies are real" in printed
+    assert main(argv) == 0  # again: every reply now comes from the cache
+    printed = capsys.readouterr().out
+    assert "2 of 2 model replies were replayed" in printed and "not real latencies" in printed
     data = json.loads(out.read_text())
     [s] = data["sets"]
     assert [r["id"] for r in s["rows"]] == ["ev_1", "ev_2"] and s["rows"][0]["cited_files"] == ["ev_festival.txt"]

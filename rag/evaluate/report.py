@@ -116,6 +116,9 @@ def markdown_table(reports: list[SetReport]) -> str:
 def cache_note(path: Path | None, hits: int, calls: int) -> str:
     if path is None:
         return ""
+    if hits == 0:
+        return (f"LLM cache on ({path}): none of {calls} model replies was replayed from it (all generated and "
+                "saved), so these latencies are real.")
     return (f"LLM cache on ({path}): {hits} of {calls} model replies were replayed from it. Latencies and "
             "time to first token of questions with replayed replies are not real latencies.")
 
