@@ -69,9 +69,21 @@ def print_sources(answer: Answer) -> None:
 def cmd_index(args: argparse.Namespace) -> int:
     from . import build_index
 
-    index = build_index(_settings(args), progress=True)
-    print(f"Indexed {len(index.docs)} documents as {len(index.chunks)} chunks in {index.directory}.")
+    settings = _settings(args)
+    if args.ray:
+        from .cluster.ingest import ingest
+
+        report = ingest(settings, args.ray)
+        print(f"Indexed {report.documents} documents as {report.chunks} chunks into Milvus at {report.uri} "
+              f"({report.seconds:.1f} s; work ran on {len(report.nodes)} Ray node(s)).")
+        return 0
+    index = build_index(settings, progress=True)
+    print(f"Indexed {len(index.docs)} documents as {_count(index)} chunks in {index.directory}.")
     return 0
+
+
+def _count(index) -> int:  # noqa: ANN001 (an Index, or a store)
+    return len(index.chunks) if hasattr(index, "chunks") else len(index)
 
 
 def cmd_add(args: argparse.Namespace) -> int:
@@ -86,7 +98,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         print(f"warning: {rejected.name} was not added: {rejected.reason}.", file=sys.stderr)
     if result.added:
         index = build_index(settings, progress=True)
-        print(f"Indexed {len(index.docs)} documents as {len(index.chunks)} chunks in {index.directory}.")
+        print(f"Indexed {len(index.docs)} documents as {_count(index)} chunks in {index.directory}.")
     return 1 if result.rejected else 0
 
 
@@ -203,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="build or update the index", description="Build or update the index.")
     p.add_argument("corpus_dir", nargs="?", help="folder of articles (default: seeds/)")
     p.add_argument("--index-dir", help="index folder (default: index/)")
+    p.add_argument("--ray", metavar="ADDRESS", help="run the ingestion as a Ray Data pipeline on the Ray cluster at "
+                   "ADDRESS (host:port), writing into Milvus (RAG_MILVUS_URI, a server); needs the cluster extra")
     p.set_defaults(func=cmd_index)
 
     p = add("add", "add articles: files, folders, RSS/Atom feeds (file or URL) or web pages (URL); "

@@ -95,10 +95,13 @@ class Settings(BaseSettings):
     vector_store: Literal["faiss", "milvus"] = Field(
         "faiss", description="Where passages are stored and searched. faiss = local files in index_dir (embedded, the "
                              "default); milvus = a Milvus collection at milvus_uri (pip install -e '.[cluster]').")
-    milvus_uri: str = Field("index/milvus.db", description="Milvus to use with vector_store=milvus: a local path "
-                            "ending in .db is Milvus Lite (embedded, a folder); http://host:19530 is a Milvus server.")
+    milvus_uri: str | None = Field(None, description="Milvus to use with vector_store=milvus: a local path "
+                                   "ending in .db is Milvus Lite (embedded, a folder; one process at a time); "
+                                   "http://host:19530 is a Milvus server. Default: milvus.db in index_dir.")
     milvus_collection: str = Field("rag_chunks", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$",
                                    description="The Milvus collection holding the chunks.")
+    milvus_index: Literal["AUTOINDEX", "FLAT", "HNSW", "IVF_FLAT", "IVF_SQ8", "IVF_PQ"] = Field(
+        "AUTOINDEX", description="Milvus's index on the dense vectors (set when the collection is created).")
     milvus_fusion: Literal["client", "server"] = Field(
         "client", description="How Milvus's dense and BM25 hits are fused. client = two filtered searches, fused here "
                               "like FAISS's (relative scores); server = one hybrid_search with Milvus's WeightedRanker.")

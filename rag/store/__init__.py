@@ -96,7 +96,7 @@ def sync(settings: Settings, embedder: Embedder, progress: bool = False, docs: l
     """Bring the configured store up to date with the corpus (only changed articles are
     re-embedded) and return it: an ``Index`` for FAISS, a ``MilvusStore`` for Milvus."""
     if settings.vector_store == "milvus":
-        from .milvus import sync_milvus
+        from .milvus_sync import sync_milvus
 
         return sync_milvus(settings, embedder, progress, docs)
     from ..index import sync as sync_faiss
