@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import RagError
+from .errors import InputError, RagError
 
 if TYPE_CHECKING:
     from .answer import Answer
@@ -192,6 +192,16 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if args.ray:
+        from .api import api_settings
+        from .cluster.serve import serve_forever
+
+        settings = api_settings(_settings(args), args.host, args.port, args.api_key,
+                                True if args.allow_public else None)
+        serve_forever(settings, args.ray, args.replicas)
+        return 0
+    if args.replicas != 1:
+        raise InputError("--replicas needs --ray ADDRESS: without Ray, one process answers.")
     from .api import serve
 
     serve(_settings(args), host=args.host, port=args.port, api_key=args.api_key,
@@ -274,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "prefer the variable: other users can read a command line)")
     p.add_argument("--allow-public", action="store_true",
                    help="allow a non-loopback --host without a key (same as RAG_API_ALLOW_PUBLIC=1)")
+    p.add_argument("--ray", metavar="ADDRESS", help="serve from the Ray cluster at ADDRESS (host:port) with Ray Serve: "
+                   "the same API, answered by --replicas LLM replicas (one per node); needs the cluster extra")
+    p.add_argument("--replicas", type=int, default=1, help="LLM replicas with --ray (default 1)")
     p.set_defaults(func=cmd_serve)
     return parser
 

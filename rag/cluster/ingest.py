@@ -147,6 +147,8 @@ def ingest(settings: Settings, address: str, embedders: int = 2, batch_rows: int
     ray.init(address=address, log_to_driver=False, ignore_reinit_error=True)
     try:
         known = {d: info.fingerprint for d, info in before.items()}
+        # Every embedder is loaded before the first batch goes out, so none is left idle.
+        ray.data.DataContext.get_current().wait_for_min_actors_s = 600
         ds = ray.data.from_items([{"path": str(p)} for p in files], override_num_blocks=len(files))
         ds = ds.map_batches(read_and_chunk, fn_kwargs={"settings": payload, "known": known}, batch_size=4,
                             num_cpus=READ_CPUS)
