@@ -82,8 +82,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def _count(index) -> int:  # noqa: ANN001 (an Index, or a store)
-    return len(index.chunks) if hasattr(index, "chunks") else len(index)
+def _count(index) -> int:  # noqa: ANN001 (an Index, whose chunks are a list, or a store, which has a length)
+    return len(index.chunks) if isinstance(getattr(index, "chunks", None), list) else len(index)
 
 
 def cmd_add(args: argparse.Namespace) -> int:

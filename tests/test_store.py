@@ -169,3 +169,29 @@ def test_the_retriever_gives_the_same_passages_over_every_store(settings_for, tm
         args = ([question], 4, 30, 3, None, 0.8, 0.5)
         assert [(p.chunk, round(p.score, 4)) for p in here.search(*args)] == \
             [(p.chunk, round(p.score, 4)) for p in there.search(*args)]
+
+
+def test_a_released_collection_is_loaded_again_when_opened(settings_for) -> None:
+    """As after a restart of the Milvus server, or Milvus Lite opened by a new process."""
+    if settings_for.vector_store != "milvus":
+        pytest.skip("Milvus only")
+    write(settings_for.corpus_dir, "wire-1", *ARTICLES["wire-1"])
+    store = as_store(sync(settings_for, FakeEmbedder()))
+    store.client.release_collection(store.name)
+    assert doc_ids(store, as_store(sync(settings_for, FakeEmbedder())).lexical("Selydove", 3, None)) == ["wire-1"]
+
+
+def test_the_engine_answers_over_every_store(settings_for) -> None:
+    """The whole pipeline (a scripted model) over each store: passages, citation, outlet."""
+    from rag.engine import Engine
+
+    from .conftest import FakeLLM
+
+    for name, (outlet, day, text) in ARTICLES.items():
+        write(settings_for.corpus_dir, name, outlet, day, text)
+    settings = settings_for.model_copy(update={"min_relevance": 0.0, "second_look": 0.0})
+    engine = Engine(settings, llm=FakeLLM(["Flood waters rose in the valley town of Selydove [1]."]),
+                    embedder=FakeEmbedder())
+    answer = engine.ask("Where did flood waters rise in Selydove?", sources=["wire"])
+    assert {p.chunk.doc_id for p in answer.passages} <= {"wire-1", "wire-2"}
+    assert not answer.declined and answer.citations[0].doc_id == "wire-1" and answer.citations[0].source == "Wire"

@@ -136,6 +136,7 @@ class MilvusStore:
         """The build settings of the existing collection (None: there is none)."""
         if not self.client.has_collection(self.name):
             return None
+        self.client.load_collection(self.name)  # a server restarted, or Lite reopened: it starts released
         return json.loads(self.client.describe_collection(self.name).get("properties", {}).get(BUILD, "null"))
 
     def create(self, dim: int) -> None:
