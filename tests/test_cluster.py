@@ -35,18 +35,32 @@ def test_import_rag_loads_neither_ray_nor_milvus() -> None:
 def test_two_node_cluster_indexes_and_answers_on_both_nodes(tmp_path) -> None:
     from rag.cluster.local import run_isolated
 
+    # The bundled articles plus ~600 chunks of their sentences reshuffled (as `rag bench` makes
+    # them): enough batches that both embedders stay busy.
+    import shutil
+
+    from rag.bench import _synthetic_corpus
+    from rag.chunking import chunk_document
+    from rag.ingest import load_corpus
+
+    corpus = tmp_path / "corpus"
+    _synthetic_corpus(corpus, SEEDS, 600, 400)
+    for f in SEEDS.iterdir():
+        shutil.copy(f, corpus / f.name)
+    docs = load_corpus(corpus)
     questions = tmp_path / "questions.json"
     questions.write_text(json.dumps(QUESTIONS))
     out = tmp_path / "report.json"
     done = run_isolated([sys.executable, "-m", "rag.cluster.trial", "--out", str(out), "--questions", str(questions),
-                         "--corpus-dir", str(SEEDS), "--replicas", "2"], timeout_s=1500, cwd=ROOT,
+                         "--corpus-dir", str(corpus), "--replicas", "2"], timeout_s=1500, cwd=ROOT,
                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert done.returncode == 0, done.stdout[-4000:]
     report = json.loads(out.read_text())
     nodes = set(report["nodes"])
     assert len(nodes) == 2
     ingest = report["ingest"]
-    assert ingest["documents"] == 5 and ingest["chunks"] == 83  # the bundled corpus, as `rag index` cuts it
+    assert ingest["documents"] == len(docs)
+    assert ingest["chunks"] == sum(len(chunk_document(d, 400, 100)) for d in docs)  # as `rag index` cuts them
     assert set(ingest["nodes"]["embed"]) == nodes  # an embedder on each node did some of the work
     assert set(ingest["nodes"]["read"]) | set(ingest["nodes"]["write"]) <= nodes
     answers = report["rounds"][0]["answers"]

@@ -76,6 +76,9 @@ class Passages:
     def article(self, doc_id: str) -> str:
         return self.retriever.article(doc_id)
 
+    def docs(self) -> dict:
+        return dict(self.retriever.store.docs)
+
     def stats(self) -> dict:
         return {"documents": len(self.retriever.store.docs), "chunks": len(self.retriever.store), "node": _node()}
 
@@ -93,9 +96,22 @@ class _RemoteRetriever:
         return self.handle.article.remote(doc_id).result()
 
 
+class _RemoteIndex:
+    """The articles' metadata the answer steps read (outlets, dates), fetched from Passages."""
+
+    def __init__(self, handle: DeploymentHandle) -> None:
+        self.docs = handle.docs.remote().result()
+
+    def meta(self, doc_id: str):  # noqa: ANN201 (ArticleMeta)
+        return self.docs[doc_id].meta
+
+
 class ReplicaEngine(Engine):
     """``rag.engine.Engine`` with its own LLM and a remote retriever; the corpus is indexed
-    by `rag index`, so it never re-syncs."""
+    by `rag index`, so it never re-syncs; the articles' metadata is fetched again when older
+    than ``DOCS_TTL_S``."""
+
+    DOCS_TTL_S = 60.0
 
     def __init__(self, settings: Settings, passages: DeploymentHandle) -> None:  # noqa: D107 (no super(): no index here)
         from ..models import get_llm
@@ -103,12 +119,18 @@ class ReplicaEngine(Engine):
         self.settings = settings
         self.llm = get_llm(settings)
         self.embedder = None
-        self.index = None
+        self.passages = passages
         self.retriever = _RemoteRetriever(passages)  # type: ignore[assignment]
         self._lock = threading.Lock()
+        self.index = None  # fetched by the first question's refresh(), off the replica's event loop
+        self._fetched = -self.DOCS_TTL_S
 
-    def refresh(self, force: bool = False) -> None:  # type: ignore[override]
-        return None
+    def refresh(self, force: bool = False):  # type: ignore[override]  # noqa: ANN201
+        with self._lock:
+            if force or time.monotonic() - self._fetched > self.DOCS_TTL_S:
+                self.index = _RemoteIndex(self.passages)  # type: ignore[assignment]
+                self._fetched = time.monotonic()
+            return self.index
 
 
 # 0.8 CPU: one answerer per node, beside the 0.1 each of Gateway and Passages on a one-CPU node.

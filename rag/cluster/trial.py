@@ -46,8 +46,8 @@ def serve_round(settings: Settings, address: str, replicas: int, questions: list
 
     from .serve import start
 
-    url = start(settings, address, replicas)
     try:
+        url = start(settings, address, replicas)
         with ThreadPoolExecutor(replicas) as pool:  # warm-up, not timed: a replica's first answer loads its model
             warm = list(pool.map(lambda q: _ask(url, q, timeout_s), [WARM_UP] * replicas))
         started = time.perf_counter()

@@ -27,6 +27,7 @@ import numpy as np
 from ..chunking import Chunk
 from ..errors import IndexStoreError
 from ..index import DocInfo
+from ..ingest import ArticleMeta
 from . import Filter, Hit, lexical
 
 if TYPE_CHECKING:
@@ -129,6 +130,7 @@ class MilvusStore:
         self._count: int | None = None
         self._docs: dict[str, DocInfo] = {}  # looked up so far (bounded, see _remember)
         self._articles: dict[str, str] = {}
+        self._all: dict[str, DocInfo] | None = None
 
     # --- the collection -----------------------------------------------------------------
 
@@ -176,7 +178,16 @@ class MilvusStore:
 
     @property
     def docs(self) -> dict[str, DocInfo]:
-        """Every article's metadata (one row per article: its first chunk's)."""
+        """Every article's metadata (one row per article: its first chunk's), read once per
+        store and again after its own writes."""
+        if self._all is None:
+            self._all = self._read_docs()
+        return self._all
+
+    def meta(self, doc_id: str) -> ArticleMeta:
+        return self.doc(doc_id).meta
+
+    def _read_docs(self) -> dict[str, DocInfo]:
         found: dict[str, DocInfo] = {}
         it = self.client.query_iterator(self.name, batch_size=1000, filter="ordinal == 0", output_fields=["doc"])
         try:
@@ -274,6 +285,7 @@ class MilvusStore:
 
     def _forget(self) -> None:
         self._count = None
+        self._all = None
         self._docs.clear()
         self._articles.clear()
 
