@@ -16,9 +16,10 @@ from .retrieve import Passage
 
 
 def build_index(settings: Settings | None = None, progress: bool = False) -> Index:
-    """Create or update the index for ``settings.corpus_dir`` (only changed articles are re-embedded)."""
-    from .index import sync
+    """Create or update the index for ``settings.corpus_dir`` (only changed articles are re-embedded):
+    the FAISS files in ``settings.index_dir``, or the Milvus collection with ``vector_store=milvus``."""
     from .ingest import load_corpus
+    from .store import sync
     from .models import get_embedder
 
     settings = settings or Settings()

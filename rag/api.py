@@ -87,7 +87,7 @@ class Service:
             engine = get_engine(self.settings)
             engine.llm  # noqa: B018 (loads the model now, not at the first question)
             self.engine = engine
-            log.info("Ready: %d documents, %d chunks.", len(engine.index.docs), len(engine.index.chunks))
+            log.info("Ready: %d documents, %d chunks.", len(engine.index.docs), len(engine.retriever.store))
         except Exception as exc:  # noqa: BLE001 (any failure is reported by /health and each request)
             log.error("The engine could not be loaded: %s", exc, exc_info=not isinstance(exc, RagError))
             self.error = Unavailable(f"The answering engine could not start: {exc}")
@@ -175,7 +175,7 @@ def create_api(settings: Settings, engine: Any = None, keepalive_s: float = KEEP
     async def health() -> JSONResponse:
         if service.engine is not None:
             index = service.engine.index
-            return JSONResponse({"status": "ok", "documents": len(index.docs), "chunks": len(index.chunks),
+            return JSONResponse({"status": "ok", "documents": len(index.docs), "chunks": len(service.engine.retriever.store),
                                  "queue": service.active})
         if service.error is not None:
             return JSONResponse({"status": "error", "error": str(service.error)}, 503)

@@ -290,6 +290,9 @@ def run_bench(settings: Settings, quick: bool = False, out: Path | None = None, 
     show([Row("API: first content chunk p50, streamed", "s", None, a["first"]),
           Row("API: the same questions, ask() directly p50", "s", None, a["direct"]),
           Row("API: overhead over its ask() p50", "ms", None, a["overhead"])])
+    from .bench_cluster import cluster_rows
+
+    show(cluster_rows(settings, [QUESTION, WARM_QUESTION] if quick else api_questions(eval_limit or 8), Row))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     show([Row("peak memory (RSS) of this process", "MiB", None, peak)])
     if out:

@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import RagError
+from .errors import InputError, RagError
 
 if TYPE_CHECKING:
     from .answer import Answer
@@ -69,9 +69,21 @@ def print_sources(answer: Answer) -> None:
 def cmd_index(args: argparse.Namespace) -> int:
     from . import build_index
 
-    index = build_index(_settings(args), progress=True)
-    print(f"Indexed {len(index.docs)} documents as {len(index.chunks)} chunks in {index.directory}.")
+    settings = _settings(args)
+    if args.ray:
+        from .cluster.ingest import ingest
+
+        report = ingest(settings, args.ray)
+        print(f"Indexed {report.documents} documents as {report.chunks} chunks into Milvus at {report.uri} "
+              f"({report.seconds:.1f} s; work ran on {len(report.nodes)} Ray node(s)).")
+        return 0
+    index = build_index(settings, progress=True)
+    print(f"Indexed {len(index.docs)} documents as {_count(index)} chunks in {index.directory}.")
     return 0
+
+
+def _count(index) -> int:  # noqa: ANN001 (an Index, whose chunks are a list, or a store, which has a length)
+    return len(index.chunks) if isinstance(getattr(index, "chunks", None), list) else len(index)
 
 
 def cmd_add(args: argparse.Namespace) -> int:
@@ -86,7 +98,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         print(f"warning: {rejected.name} was not added: {rejected.reason}.", file=sys.stderr)
     if result.added:
         index = build_index(settings, progress=True)
-        print(f"Indexed {len(index.docs)} documents as {len(index.chunks)} chunks in {index.directory}.")
+        print(f"Indexed {len(index.docs)} documents as {_count(index)} chunks in {index.directory}.")
     return 1 if result.rejected else 0
 
 
@@ -180,6 +192,16 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if args.ray:
+        from .api import api_settings
+        from .cluster.serve import serve_forever
+
+        settings = api_settings(_settings(args), args.host, args.port, args.api_key,
+                                True if args.allow_public else None)
+        serve_forever(settings, args.ray, args.replicas)
+        return 0
+    if args.replicas != 1:
+        raise InputError("--replicas needs --ray ADDRESS: without Ray, one process answers.")
     from .api import serve
 
     serve(_settings(args), host=args.host, port=args.port, api_key=args.api_key,
@@ -203,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="build or update the index", description="Build or update the index.")
     p.add_argument("corpus_dir", nargs="?", help="folder of articles (default: seeds/)")
     p.add_argument("--index-dir", help="index folder (default: index/)")
+    p.add_argument("--ray", metavar="ADDRESS", help="run the ingestion as a Ray Data pipeline on the Ray cluster at "
+                   "ADDRESS (host:port), writing into Milvus (RAG_MILVUS_URI, a server); needs the cluster extra")
     p.set_defaults(func=cmd_index)
 
     p = add("add", "add articles: files, folders, RSS/Atom feeds (file or URL) or web pages (URL); "
@@ -260,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "prefer the variable: other users can read a command line)")
     p.add_argument("--allow-public", action="store_true",
                    help="allow a non-loopback --host without a key (same as RAG_API_ALLOW_PUBLIC=1)")
+    p.add_argument("--ray", metavar="ADDRESS", help="serve from the Ray cluster at ADDRESS (host:port) with Ray Serve: "
+                   "the same API, answered by --replicas LLM replicas (one per node); needs the cluster extra")
+    p.add_argument("--replicas", type=int, default=1, help="LLM replicas with --ray (default 1)")
     p.set_defaults(func=cmd_serve)
     return parser
 

@@ -92,6 +92,20 @@ class Settings(BaseSettings):
     figure_bonus: float = Field(0.5, ge=0.0, le=5.0, description="For a question asking how many, how far …: added to the fused score of a passage stating a figure no passage taken so far states, so disagreeing sources are all shown (0 = off).")
     min_relevance: float = Field(0.2, ge=-1.0, le=1.0, description="If no passage reaches this cosine similarity to the question, decline without calling the LLM.")
 
+    vector_store: Literal["faiss", "milvus"] = Field(
+        "faiss", description="Where passages are stored and searched. faiss = local files in index_dir (embedded, the "
+                             "default); milvus = a Milvus collection at milvus_uri (pip install -e '.[cluster]').")
+    milvus_uri: str | None = Field(None, description="Milvus to use with vector_store=milvus: a local path "
+                                   "ending in .db is Milvus Lite (embedded, a folder; one process at a time); "
+                                   "http://host:19530 is a Milvus server. Default: milvus.db in index_dir.")
+    milvus_collection: str = Field("rag_chunks", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$",
+                                   description="The Milvus collection holding the chunks.")
+    milvus_index: Literal["AUTOINDEX", "FLAT", "HNSW", "IVF_FLAT", "IVF_SQ8", "IVF_PQ"] = Field(
+        "AUTOINDEX", description="Milvus's index on the dense vectors (set when the collection is created).")
+    milvus_fusion: Literal["client", "server"] = Field(
+        "client", description="How Milvus's dense and BM25 hits are fused. client = two filtered searches, fused here "
+                              "like FAISS's (relative scores); server = one hybrid_search with Milvus's WeightedRanker.")
+
     ivf_threshold: int = Field(200_000, ge=1, description="From this many chunks on, use an IVF index instead of exact flat search.")
     ivf_nprobe: int = Field(96, ge=1, le=4096, description="IVF clusters visited per query (recall against speed).")
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from importlib import metadata
 
 from .config import Settings
-from .errors import RagError
+from .errors import IndexStoreError, RagError
 
 PACKAGES = ("rag", "llama_cpp_python", "faiss-cpu", "sentence-transformers", "onnxruntime", "gradio", "torch",
             "numpy", "bm25s", "pydantic-settings")
@@ -76,9 +76,20 @@ def _index(settings: Settings) -> Iterator[str]:
     from .ingest import load_corpus
 
     yield f"corpus {settings.corpus_dir.resolve()}"
-    index = load(settings.index_dir, settings.corpus_dir)
-    yield (f"index {settings.index_dir.resolve()}: {len(index.docs)} documents, {len(index.chunks)} chunks, "
-           f"embedder {index.embedder}")
+    if settings.vector_store == "milvus":
+        from .store.milvus import MilvusStore
+
+        store = MilvusStore(settings, {"chunk_size": settings.chunk_size})
+        built = store.built_with()
+        if built is None:
+            raise IndexStoreError(f"No Milvus collection {store.name} at {store.directory}: run `rag index`.")
+        index = store
+        yield (f"index: Milvus collection {store.name} at {store.directory}: {len(store.docs)} documents, "
+               f"{len(store)} chunks, embedder {built['embedder']}")
+    else:
+        index = load(settings.index_dir, settings.corpus_dir)
+        yield (f"index {settings.index_dir.resolve()}: {len(index.docs)} documents, {len(index.chunks)} chunks, "
+               f"embedder {index.embedder}")
     docs = {d.doc_id: d.sha256 for d in load_corpus(settings.corpus_dir)}
     changed = sum(1 for d, sha in docs.items() if d in index.docs and index.docs[d].sha256 != sha)
     new, gone = len(set(docs) - set(index.docs)), len(set(index.docs) - set(docs))

@@ -18,11 +18,12 @@ from .answer import Answer, AnswerStream, Event, Final, Retrieved, Status
 from .config import Settings
 from .errors import InputError
 from .generate import ChatModel
-from .index import Index, sync
+from .index import Index
 from .ingest import SUFFIXES
 from .ingest.sidecar import SIDECARS
 from .models import get_embedder, get_llm
 from .retrieve import Filter, Passage, Retriever
+from .store import sync
 
 History = Sequence[tuple[str, str]]  # (question, answer) pairs, oldest first
 

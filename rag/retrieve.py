@@ -9,20 +9,19 @@ disagreeing sources are all heard.
 
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 
 from .chunking import Chunk
 from .embedding import Embedder
-from .index import Index
 from .ingest import ArticleMeta, read_source
-from .text import figures, normalize_numbers, stopwords
+from .store import Filter, Key, Store, as_store  # noqa: F401 (Filter: its home was here)
+from .store.lexical import lexical_text as _lexical_text
+from .text import figures
 
 _ABUT = 2  # characters of whitespace between the two halves of a sentence cut between chunks
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*$")
@@ -31,32 +30,6 @@ _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*$")
 # answers' facts, relative-score fusion 0.887 at any lexical weight from 0.6 to 1.5.
 # Rank fusion buries a passage that is near the top of one list but absent from the
 # other ("upwards of 12,000 North Koreans" never says "troops"); scores keep that margin.
-
-
-@dataclass(frozen=True)
-class Filter:
-    """Which articles a search may return: by document, outlet and publication date.
-    None means no restriction; an article without a known date never passes a date bound."""
-
-    doc_ids: frozenset[str] | None = None
-    sources: frozenset[str] | None = None  # outlet names, compared without case
-    since: date | None = None  # published on or after
-    until: date | None = None  # published on or before
-
-    def __bool__(self) -> bool:
-        return any(v is not None for v in (self.doc_ids, self.sources, self.since, self.until))
-
-    def admits(self, doc_id: str, meta: ArticleMeta) -> bool:
-        if self.doc_ids is not None and doc_id not in self.doc_ids:
-            return False
-        if self.sources is not None and (meta.source or "").casefold() not in {s.casefold() for s in self.sources}:
-            return False
-        if self.since or self.until:
-            if meta.published is None:
-                return False
-            if (self.since and meta.published < self.since) or (self.until and meta.published > self.until):
-                return False
-        return True
 
 
 @dataclass(frozen=True)
@@ -96,19 +69,6 @@ def _copy_of(shingles: frozenset, picked: list[tuple[int, frozenset]]) -> int | 
     return None
 
 
-# Units are written both ways: "600 sq km" must match "square kilometres" for BM25.
-_UNIT_SPELLINGS = ((re.compile(r"\bsq\.?(?=\s*(?:km|mi)\b)", re.IGNORECASE), "square"),
-                   (re.compile(r"(?<=\d)(?=kms?\b)", re.IGNORECASE), " "),  # "50km" -> "50 km"
-                   (re.compile(r"\bkms?\b", re.IGNORECASE), "kilometres"))
-
-
-def _lexical_text(text: str) -> str:
-    text = normalize_numbers(text)
-    for pattern, spelled in _UNIT_SPELLINGS:
-        text = pattern.sub(spelled, text)
-    return text
-
-
 # A question about a size or distance finds passages that give it in units it does not
 # name: "How big is the area held?" is answered by "600 sq km".
 _DIMENSION_UNITS = (
@@ -125,28 +85,11 @@ def unit_words(question: str) -> str:
 
 
 class Retriever:
-    def __init__(self, index: Index, embedder: Embedder) -> None:
-        import bm25s
-
-        logging.getLogger("bm25s").setLevel(logging.WARNING)  # its import sets it to DEBUG, over any config
-        self.index = index
+    def __init__(self, store: Store, embedder: Embedder) -> None:
+        self.store = as_store(store)  # a FAISS Index gets its BM25 side here
+        self.index = store  # what the engine synced: an Index (FAISS) or the store itself
         self.embedder = embedder
-        self._articles: dict[str, list[str]] = {}
         self._texts: dict[str, str] = {}  # source files' text, read when chunks are merged
-        for c in index.chunks:
-            self._articles.setdefault(c.doc_id, []).append(c.text)
-        self._bm25 = None
-        if index.chunks:
-            self._bm25 = bm25s.BM25()
-            self._bm25.index(self._tokens([c.text for c in index.chunks]), show_progress=False)
-
-    @staticmethod
-    def _tokens(texts: list[str]):
-        import bm25s
-        import Stemmer  # PyStemmer: "longest" finds "long", "troops" finds "troop"
-
-        return bm25s.tokenize([_lexical_text(t) for t in texts], stopwords=list(stopwords()),
-                              stemmer=Stemmer.Stemmer("english"), show_progress=False)
 
     def _merge(self, p: Passage, c: Chunk, limit: int) -> Passage | None:
         """One passage covering both, cut from the source file so its offsets stay exact;
@@ -167,28 +110,13 @@ class Retriever:
 
     def article(self, doc_id: str) -> str:
         """The indexed text of a whole document (its chunks; overlaps repeat)."""
-        return " ".join(self._articles.get(doc_id, []))
+        return self.store.article(doc_id)
 
-    def _dense(self, vector: np.ndarray, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
-        import faiss
+    def _dense(self, vector: np.ndarray, n: int, where: Filter | None) -> list[tuple[Key, float]]:
+        return self.store.dense(vector, n, where)
 
-        params = None
-        if allowed is not None:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
-        scores, ids = self.index.faiss.search(vector[None, :], n, params=params)  # type: ignore[attr-defined]
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]  # -1 pads short results
-
-    def _lexical(self, query: str, n: int, allowed: set[int] | None) -> list[tuple[int, float]]:
-        if self._bm25 is None:
-            return []
-        tokens = self._tokens([f"{query} {unit_words(query)}"])
-        if not tokens.vocab:
-            return []
-        # Ask for more than n so a document filter still leaves enough.
-        want = min(len(self.index.chunks), n * 4 if allowed is not None else n)
-        ids, scores = self._bm25.retrieve(tokens, k=want, show_progress=False)
-        hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
-        return [(i, s) for i, s in hits if allowed is None or i in allowed][:n]
+    def _lexical(self, query: str, n: int, where: Filter | None) -> list[tuple[Key, float]]:
+        return self.store.lexical(f"{query} {unit_words(query)}", n, where)
 
     def search(self, queries: Sequence[str], k: int, candidates: int, max_per_doc: int,
                where: Filter | None, lexical_weight: float, figure_bonus: float = 0.0) -> list[Passage]:
@@ -199,40 +127,40 @@ class Retriever:
         of a passage that states a figure none of the passages taken so far states: when
         sources disagree, the 12,000 of one is worth more than a third copy of another's
         10,000."""
-        chunks = self.index.chunks
-        if not chunks or not queries:
+        store = self.store
+        if not len(store) or not queries:
             return []
-        allowed = None
-        if where:  # filtered before ranking, so k passages still come from the allowed articles
-            docs = {d for d in self.index.docs if where.admits(d, self.index.meta(d))}
-            allowed = np.array([i for i, c in enumerate(chunks) if c.doc_id in docs], dtype=np.int64)
-            if not len(allowed):
-                return []
-        n = min(candidates, len(chunks))
-        fused: dict[int, float] = {}
-        similarity: dict[int, float] = {}
+        n = min(candidates, len(store))
+        fused: dict[Key, float] = {}
+        similarity: dict[Key, float] = {}
         vectors = self.embedder.embed(list(queries))
-        allowed_set = set(allowed.tolist()) if allowed is not None else None
+        # Filters apply inside each store's search, before ranking, so k passages still come
+        # from the allowed articles. A store may fuse the two lists itself (Milvus hybrid_search).
+        hybrid = getattr(store, "hybrid", None)
         for query, vector in zip(queries, vectors):
-            dense = self._dense(vector, n, allowed)
+            if hybrid is not None:
+                for i, s in hybrid(vector, f"{query} {unit_words(query)}", n, where, lexical_weight):
+                    fused[i] = fused.get(i, 0.0) + s
+                continue
+            dense = self._dense(vector, n, where)
             for i, s in dense:
                 similarity[i] = max(similarity.get(i, -1.0), s)
-            for weight, hits in ((1.0, dense), (lexical_weight, self._lexical(query, n, allowed_set))):
+            for weight, hits in ((1.0, dense), (lexical_weight, self._lexical(query, n, where))):
                 for i, scaled in _scaled(hits):
                     fused[i] = fused.get(i, 0.0) + weight * scaled
         if missing := [i for i in fused if i not in similarity]:  # lexical-only hits
-            rows = self.index.faiss.reconstruct_batch(np.array(missing, dtype=np.int64))  # type: ignore[attr-defined]
-            for i, row in zip(missing, rows):
+            for i, row in zip(missing, store.vectors(missing)):
                 similarity[i] = float(max(row @ v for v in vectors))
+        chunks = store.chunks(fused)
 
-        limit = 2 * self.index.chunk_size
+        limit = 2 * store.chunk_size
         picked: list[Passage] = []
         per_doc: dict[str, int] = {}
         texts: list[tuple[int, frozenset]] = []  # (index in picked, shingles) of each passage taken
         figs = {i: figures(chunks[i].text) for i in fused} if figure_bonus else {}
         shown: set[str] = set()  # figures stated by the passages taken
 
-        def worth(i: int) -> float:
+        def worth(i: Key) -> float:
             return fused[i] + (figure_bonus if figs[i] - shown else 0.0)
 
         remaining = sorted(fused, key=fused.__getitem__, reverse=True)
@@ -265,9 +193,9 @@ class Retriever:
                 break
             per_doc[c.doc_id] = per_doc.get(c.doc_id, 0) + 1
             shown |= figs.get(i, set())
-            info = self.index.docs[c.doc_id]
+            info = store.doc(c.doc_id)
             texts.append((len(picked), shingles))
-            picked.append(Passage(c, info.title, self.index.source_path(c.doc_id), fused[i], similarity[i],
+            picked.append(Passage(c, info.title, store.source_path(c.doc_id), fused[i], similarity[i],
                                   info.meta))
         return picked
 
@@ -282,7 +210,7 @@ def _cut_sentence(a: Chunk, b: Chunk) -> bool:
     return 0 <= second.start - first.end <= _ABUT and not _SENTENCE_END.search(first.text)
 
 
-def _scaled(hits: list[tuple[int, float]]) -> list[tuple[int, float]]:
+def _scaled(hits: list[tuple[Key, float]]) -> list[tuple[Key, float]]:
     """Scores mapped to 0..1 over the candidates (best 1, last 0), so a cosine and a
     BM25 score can be added."""
     if not hits:

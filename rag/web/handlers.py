@@ -102,7 +102,7 @@ def status_of(settings: Settings, engine: Engine) -> str:
     from ..models import llm_name
 
     index = engine.index
-    return corpus_status(str(settings.corpus_dir), len(index.docs), len(index.chunks), engine.embedder.name,
+    return corpus_status(str(settings.corpus_dir), len(index.docs), len(engine.retriever.store), engine.embedder.name,
                          llm_name(settings))
 
 
