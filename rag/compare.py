@@ -121,7 +121,8 @@ def _sentence(part: Part, p: Passage) -> str:
     """The passage's sentence most about the part."""
     wanted = content_terms(part.clause)
     sentences = [" ".join(p.text[a:b].split()) for a, b in split_sentences(p.text)] or [p.text]
-    return max(sentences, key=lambda s: len(wanted & content_terms(s)))
+    body = [s for s in sentences if s != " ".join((p.meta.title or "").split())] or sentences  # not the headline
+    return max(body, key=lambda s: len(wanted & content_terms(s)))
 
 
 def _supported(engine: Engine, part: Part, p: Passage) -> bool:
@@ -147,10 +148,8 @@ def verdict(engine: Engine, d: Draft, found: list[tuple[Part, Passage]]) -> bool
     """Yes or no, from the parts: an order in time from the articles' dates; "did it change /
     stay the same" from whether the reports agree; otherwise every part's claim must hold."""
     dates = [p.meta.published for _, p in found]
-    if d.intent.order and len(found) >= 2 and all(dates[:2]):
-        first_before = dates[0] < dates[1]  # type: ignore[operator]
-        in_order = first_before if d.intent.order == "before" else dates[0] > dates[1]  # type: ignore[operator]
-        return in_order and all(_supported(engine, part, p) for part, p in found)
+    if d.intent.order and len(found) >= 2 and all(dates[:2]):  # the articles' dates decide, not the model
+        return dates[0] < dates[1] if d.intent.order == "before" else dates[0] > dates[1]  # type: ignore[operator]
     if len(found) >= 2 and (_SAME.search(d.standalone) or _DIFFERENT.search(d.standalone)):
         agree = _agree(engine, d.standalone, found[0][1], found[1][1])
         return agree if _SAME.search(d.standalone) else not agree

@@ -22,7 +22,7 @@ from .intent import read as intent_of
 from .index import Index
 from .retrieve import Filter, Passage
 from .verify import is_decline, verify
-from .verify.question import ASKS_QUANTITY, cites_named_outlet, fits_question
+from .verify.question import ASKS_QUANTITY, cites_named_outlet, fits_question, names_the_topic
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -167,7 +167,9 @@ def verify_reply(engine: Engine, d: Draft, raw: str, shown: list[Passage]) -> Re
     """The reply with every claim checked against the passage it cites, markers renumbered
     1..n in order of first use; a reply with nothing supported declines."""
     articles = [engine.retriever.article(p.chunk.doc_id) for p in shown]
-    checked = verify(raw, shown, d.premise, articles, engine.settings.rules_off, asked=d.standalone)
+    named = set().union(*d.intent.outlets) if d.intent.outlets else set()
+    prefer = frozenset(i for i, p in enumerate(shown) if p.meta.source in named)
+    checked = verify(raw, shown, d.premise, articles, engine.settings.rules_off, asked=d.standalone, prefer=prefer)
     if checked.dropped:
         log.info("Dropped unsupported claims: %s", checked.dropped)
     text, order = checked.render()
@@ -184,14 +186,16 @@ def citation(marker: int, p: Passage, index: Index | None = None) -> Citation:
 
 
 def check(engine: Engine, d: Draft) -> None:
-    """The answer must be of the kind asked for (a quantity for "how many" …) and, asked what an
-    outlet reported, cite that outlet; or it declines."""
+    """The answer must be of the kind asked for (a quantity for "how many" …), be about what the
+    question names and, asked what an outlet reported, cite that outlet; or it declines."""
     off = engine.settings.rules_off
     if d.declined:
         return
     kind = "kind_of_answer" in off or fits_question(d.standalone, d.text)
     outlets = "named_outlets" in off or cites_named_outlet(d.intent, [c.source for c in d.citations])
-    if not (kind and outlets):
+    topic = "question_names" in off or names_the_topic(
+        d.standalone, d.intent, [engine.retriever.article(c.doc_id) + " " + c.title for c in d.citations])
+    if not (kind and outlets and topic):
         d.text, d.citations, d.declined = prompt.DECLINE, [], True
 
 

@@ -173,7 +173,7 @@ def test_folder_set_is_scored_per_type_with_evidence(settings, fake_embedder, tm
 
 def test_wrong_answers_are_counted_wrong(settings, fake_embedder):
     """Answers that pass the citation check but say the wrong thing: a wrong name, a "no"."""
-    script = dict(SCRIPT, design=("Varga", "Mayor Élodie Varga opened the festival"),
+    script = dict(SCRIPT, design=("Calder", "The Kestrel footbridge over the Calder was designed by the Valley Courier"),
                   before=("Kestrel", "No, the Kestrel footbridge opened on Friday"))
 
     def wrong(messages):
@@ -185,8 +185,8 @@ def test_wrong_answers_are_counted_wrong(settings, fake_embedder):
     rows = {r.id: r for r in rep.rows}
     assert len(rep.rows) == 3  # --limit: the first 3 only
     assert rows["ev_1"].correct
-    assert "Varga" in rows["ev_2"].answer and not rows["ev_2"].correct and not rows["ev_2"].declined
-    assert not rows["ev_2"].evidence_cited and rows["ev_2"].cited_files == ["ev_festival.txt"]
+    assert "Valley Courier" in rows["ev_2"].answer and not rows["ev_2"].correct and not rows["ev_2"].declined
+    assert rows["ev_2"].evidence_cited and rows["ev_2"].cited_files == ["ev_bridge.txt"]  # cited, and still wrong
     assert rows["ev_3"].answer.startswith("No") and not rows["ev_3"].correct
     assert [(g.type, g.correct) for g in rep.groups] == [("fact", 0.5), ("temporal", 0.0), ("all", 1 / 3)]
 

@@ -241,3 +241,27 @@ def test_a_question_about_a_year_is_answered_from_a_passage_about_that_year(clai
 def test_a_former_title_holder_is_not_the_present_one(claim, ok):
     passage = "Sepp Blatter, the former president of FIFA, told a Swiss newspaper the vote was a mistake."
     assert bool(_checked(claim, passage, "Who is the president of FIFA?")) is ok
+
+
+def test_the_questions_own_names_may_come_from_another_shown_passage_when_this_one_states_the_fact():
+    from rag.ingest import ArticleMeta
+
+    passages = [SimpleNamespace(text="Manchester United are out of Europe after a defeat to Bayern at Old Trafford.",
+                                meta=ArticleMeta(source="Sporting News")),
+                SimpleNamespace(text="United out of Europe after defeat to Bayern Munich.",
+                                meta=ArticleMeta(source="The Independent"))]
+    question = "What team was eliminated, as reported by both The Independent and Sporting News?"
+    claim = "Manchester United was eliminated, as reported by both The Independent and Sporting News [1]."
+    assert verify(claim, passages, question).render()[1] == [0]
+    # A claim of the question's words alone cannot borrow them from another passage.
+    assert verify("The Independent and Sporting News [1].", passages[:1] + passages[1:], question).declined
+
+
+def test_an_answer_must_be_about_what_the_question_names():
+    from rag.intent import read
+    from rag.verify.question import names_the_topic
+
+    question = "Which team did Shreyanka Patil play for in her last match?"
+    assert not names_the_topic(question, read(question), ["Inter Miami won the match against Toronto."])
+    assert names_the_topic(question, read(question), ["Shreyanka Patil took two wickets for Bangalore."])
+    assert names_the_topic("which city hosted the games?", read("which city"), ["Athens hosted."])  # names nothing

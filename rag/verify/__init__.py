@@ -62,14 +62,15 @@ class _Checker:
     """The passages, the question's words and the rules in force, for one answer."""
 
     def __init__(self, passages: Sequence, question: str, articles: Sequence[str] | None,
-                 off: frozenset[str], asked: str | None) -> None:
+                 off: frozenset[str], asked: str | None, prefer: frozenset[int]) -> None:
         self.texts = [p.text for p in passages]
         premise = frozenset(w.lower() for w in WORD.findall(question))
         years = frozenset(YEAR.findall(asked)) if asked is not None else frozenset()
-        contexts = list(articles) if articles is not None else self.texts
         about = [p.meta.about() if getattr(p, "meta", None) else "" for p in passages]
-        self.evidence = [Evidence(t, a, premise, h, years) for t, a, h in zip(self.texts, contexts, about)]
-        self.off = off
+        contexts = list(articles) if articles is not None else self.texts
+        shown = " ".join([*contexts, *about])  # where the question's own names may be (see the names rule)
+        self.evidence = [Evidence(t, a, premise, h, years, shown) for t, a, h in zip(self.texts, contexts, about)]
+        self.off, self.prefer = off, prefer
 
     def on(self, rule: str) -> bool:
         return rule not in self.off
@@ -78,9 +79,9 @@ class _Checker:
         return supports(claim, self.evidence[i], self.off)
 
     def jointly(self, cited: list[int], claim: str) -> bool:
+        first = self.evidence[0]
         joint = Evidence(" ".join(self.texts[i] for i in cited), " ".join(self.evidence[i].article for i in cited),
-                         self.evidence[0].premise, " ".join(self.evidence[i].about for i in cited),
-                         self.evidence[0].years)
+                         first.premise, " ".join(self.evidence[i].about for i in cited), first.years, first.shown)
         return supports(claim, joint, self.off)
 
     def sources(self, claim: Claim) -> list[int]:
@@ -101,17 +102,22 @@ class _Checker:
                 good = [i for i in range(n) if self.holds(i, text)][:1]
             else:  # a copied sentence without names or numbers ("This is normal diplomacy.") deserves its source
                 good = [i for i in range(n) if mostly_from(self.texts[i], text)][:1]
+        if good and self.prefer and not set(good) & self.prefer and self.on("named_outlets"):
+            # asked what an outlet reported: its passage is cited when it supports the claim too
+            good = [i for i in sorted(self.prefer) if self.holds(i, text)][:1] or good
         return good
 
 
 def verify(text: str, passages: Sequence, question: str = "", articles: Sequence[str] | None = None,
-           off: frozenset[str] = frozenset(), asked: str | None = None) -> Verified:
+           off: frozenset[str] = frozenset(), asked: str | None = None,
+           prefer: frozenset[int] = frozenset()) -> Verified:
     """Check every clause of ``text`` against ``passages`` (anything with ``.text``).
     ``question`` (with any earlier question of a follow-up) and the full text of each
     passage's article let a claim restate the question's own names (see the ``names`` rule);
     ``asked`` is the question as the user means it (its years must hold: ``asked_year``);
-    ``off`` names rules to skip (for ablations)."""
-    checker = _Checker(passages, question, articles, off, asked)
+    ``prefer`` (0-based) are passages from outlets the question names, cited when they support a
+    claim too; ``off`` names rules to skip (for ablations)."""
+    checker = _Checker(passages, question, articles, off, asked, prefer)
     sentences: list[list[tuple[str, list[int]]]] = []
     dropped: list[str] = []
     for clauses in split_answer(text):

@@ -8,13 +8,16 @@ import re
 from collections.abc import Sequence
 
 from ..intent import Intent
-from ..text import NUMBER_WORDS, content_terms, strip_markers
+from ..text import NUMBER_WORDS, WORD, content_terms, same_word, strip_markers
 from .rules import register
 
 register("kind_of_answer", """An answer must be of the kind asked for: "how many" needs a quantity (in digits or
     words), "how much … cost/pay" an amount with a currency ("10 per cent" is no dollar value).""")
 register("named_outlets", """Asked what an outlet reported ("according to TechCrunch"), an answer must cite a passage
     from that outlet (or from one of the outlets named); another outlet's passage does not answer it.""")
+register("question_names", """An answer is about what the question names: at least one of the question's own names
+    (outlets aside) is in a cited article. Asked about Shreyanka Patil's last match, a passage on
+    an Inter Miami game does not answer, whatever it says.""")
 register("quote_on_question", """A sentence the second look copied counts only if the passages it cites are about
     the question: most of the question's content words occur there.""")
 
@@ -31,6 +34,8 @@ _CURRENCY = (r"(?:(?i:dollars?|euros?|pounds?|sterling|yen|yuan|renminbi|won|rup
 _HAS_MONEY = re.compile(rf"[\u0024\u00a2-\u00a5\u058f\u060b\u07fe\u07ff\u09f2\u09f3\u09fb\u0af1\u0bf9\u0e3f\u17db"
                         rf"\u20a0-\u20c0\ua838\ufdfc\ufe69\uff04\uffe0\uffe1\uffe5\uffe6]\s*\d|"
                         rf"\d[\d,.]*\s*(?i:thousand|million|billion|trillion|mn|bn|m|b)?\s*{_CURRENCY}\b")
+_MONTH = re.compile(r"jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sept?(ember)?|oct(ober)?|"
+                    r"nov(ember)?|dec(ember)?")
 # Stems of words that say how a question is put, not what it is about: "What type of
 # missile did Kyiv reportedly ask for?" is about a missile and Kyiv.
 _FRAMING = frozenset({"type", "kind", "sort", "report", "name"})
@@ -60,3 +65,17 @@ def cites_named_outlet(intent: Intent, cited_sources: Sequence[str | None]) -> b
     """Whether an answer cites one of the outlets the question names (if it names any)."""
     named = set().union(*intent.outlets) if intent.outlets else set()
     return not named or any(source in named for source in cited_sources)
+
+
+def names_the_topic(question: str, intent: Intent, cited_articles: Sequence[str]) -> bool:
+    """Whether a cited article holds one of the names the question uses, outlets aside (a
+    question that names nothing passes)."""
+    from .rules import names
+
+    outlets = {w.lower() for group in intent.outlets for o in group for w in o.split()}
+    body = re.sub(r"^\W*\w+", "", question)  # a question's first word is capitalised as a word, not a name
+    asked = {n for n in names(body) if n not in outlets and not _MONTH.fullmatch(n)}
+    if not asked:
+        return True
+    words = {w.lower() for text in cited_articles for w in WORD.findall(text)}
+    return any(same_word(n, w) for n in asked for w in words)

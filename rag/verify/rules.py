@@ -42,6 +42,7 @@ class Evidence:
     premise: frozenset[str] = frozenset()  # the question's own words, lowercased
     about: str = ""  # the article's outlet and date as the prompt showed them ("TechCrunch, October 6, 2023")
     years: frozenset[str] = frozenset()  # the years the question names ("the 2010 World Cup")
+    shown: str = ""  # everything the model was shown: every passage's article and article line
     _words: list[str] = field(default_factory=list, compare=False, repr=False)
 
     @property
@@ -145,16 +146,27 @@ def _mentions(words: list[str], name: str) -> bool:
 def _names(claim: str, evidence: Evidence) -> bool:
     """Every name a claim states is in the cited passage, as a whole word up to its ending
     ("Koreans" is "Korea"; "Austin" is not "Australia"); a compound ("the Blinken-Yermak
-    meeting") when each part is. A name the question itself used may instead be anywhere in
-    the passage's article: asked about "the North Korean missile", a passage may say "the missile"."""
+    meeting") when each part is. A name the question itself used may instead be elsewhere in
+    the passage's article (asked about "the North Korean missile", a passage may say "the
+    missile"), or, when the passage's own text states something of the claim, anywhere shown
+    (asked what "both Reuters and AP" reported, one passage names neither). The passage's own
+    text must state something of a claim that names anything: an article that says "PWNED"
+    cannot lend it to another passage, nor an article line its outlet's name to any claim."""
     words = evidence.words()
-    context = WORD.findall(evidence.article.lower()) if evidence.article else words
+    own = WORD.findall(evidence.article.lower()) if evidence.article else words
+    said = {w.lower() for w in WORD.findall(evidence.text)}
+    anchored = any(_mentions(list(said), n) for n in names(claim)) or \
+        bool(quantities(MARKER.sub(" ", claim)) & quantities(evidence.text))
+    shown = WORD.findall(evidence.shown.lower()) if anchored and evidence.shown else own
 
     def found(name: str) -> bool:
         if _mentions(words, name):
             return True
-        return any(same_word(name, p) for p in evidence.premise) and _mentions(context, name)
+        asked = any(same_word(name, p) for p in evidence.premise)
+        return asked and (_mentions(own, name) or _mentions(shown, name))
 
+    if names(claim) and not anchored:
+        return False  # only the article line names it: "The New York Times led the department [1]"
     return all(found(n) or ("-" in n and all(found(part) for part in n.split("-") if len(part) > 1))
                for n in names(claim))
 
