@@ -127,15 +127,20 @@ class Retriever:
         of a passage that states a figure none of the passages taken so far states: when
         sources disagree, the 12,000 of one is worth more than a third copy of another's
         10,000."""
-        store = self.store
-        if not len(store) or not queries:
+        if not len(self.store) or not queries:
             return []
-        n = min(candidates, len(store))
+        fused, similarity = self._candidates(queries, min(candidates, len(self.store)), where, lexical_weight)
+        return self._pick(fused, similarity, k, max_per_doc, figure_bonus)
+
+    def _candidates(self, queries: Sequence[str], n: int, where: Filter | None,
+                    lexical_weight: float) -> tuple[dict[Key, float], dict[Key, float]]:
+        """Fused scores and cosine similarities of the top ``n`` dense and lexical hits of each query.
+        Filters apply inside each store's search, before ranking, so k passages still come from
+        the allowed articles. A store may fuse the two lists itself (Milvus hybrid_search)."""
+        store = self.store
         fused: dict[Key, float] = {}
         similarity: dict[Key, float] = {}
         vectors = self.embedder.embed(list(queries))
-        # Filters apply inside each store's search, before ranking, so k passages still come
-        # from the allowed articles. A store may fuse the two lists itself (Milvus hybrid_search).
         hybrid = getattr(store, "hybrid", None)
         for query, vector in zip(queries, vectors):
             if hybrid is not None:
@@ -151,8 +156,14 @@ class Retriever:
         if missing := [i for i in fused if i not in similarity]:  # lexical-only hits
             for i, row in zip(missing, store.vectors(missing)):
                 similarity[i] = float(max(row @ v for v in vectors))
-        chunks = store.chunks(fused)
+        return fused, similarity
 
+    def _pick(self, fused: dict[Key, float], similarity: dict[Key, float], k: int, max_per_doc: int,
+              figure_bonus: float) -> list[Passage]:
+        """The best candidates as passages: wire copies once, overlapping chunks and the halves
+        of a cut sentence merged, at most ``max_per_doc`` per article, new figures preferred."""
+        store = self.store
+        chunks = store.chunks(fused)
         limit = 2 * store.chunk_size
         picked: list[Passage] = []
         per_doc: dict[str, int] = {}
