@@ -233,6 +233,24 @@ def build_faiss(vectors: np.ndarray, dim: int, settings: Settings):
     return index
 
 
+def _reusable(directory: Path, corpus_dir: Path, settings: Settings, embedder: Embedder) -> Index | None:
+    """The index on disk if it can be updated in place; None (with a warning saying why) if it
+    is missing, damaged or built with other settings."""
+    try:
+        old = load(directory, corpus_dir)
+    except IndexStoreError as exc:
+        if (directory / MANIFEST).exists():
+            log.warning("%s Rebuilding it from %s.", exc, corpus_dir)
+        return None
+    wanted = (embedder.name, settings.chunk_size, settings.chunk_overlap, CLEANING_VERSION)
+    if (old.embedder, old.chunk_size, old.chunk_overlap, old.cleaning) != wanted:
+        log.warning("Index in %s was built with embedder=%s chunk_size=%d chunk_overlap=%d cleaning rules v%d; "
+                    "now %s/%d/%d/v%d. Rebuilding.", directory, old.embedder, old.chunk_size,
+                    old.chunk_overlap, old.cleaning, *wanted)
+        return None
+    return old if old.faiss.d == embedder.dim else None  # type: ignore[attr-defined]
+
+
 def sync(settings: Settings, embedder: Embedder, progress: bool = False,
          docs: list[Document] | None = None) -> Index:
     """Bring the index in ``settings.index_dir`` up to date with the corpus and return it.
@@ -243,30 +261,8 @@ def sync(settings: Settings, embedder: Embedder, progress: bool = False,
     """
     directory, corpus_dir = settings.index_dir, settings.corpus_dir
     with _locked(directory):
-        if docs is None:
-            docs = load_corpus(corpus_dir)
-        old: Index | None = None
-        try:
-            old = load(directory, corpus_dir)
-        except IndexStoreError as exc:
-            if (directory / MANIFEST).exists():
-                log.warning("%s Rebuilding it from %s.", exc, corpus_dir)
-        wanted = (embedder.name, settings.chunk_size, settings.chunk_overlap, CLEANING_VERSION)
-        if old is not None and (old.embedder, old.chunk_size, old.chunk_overlap, old.cleaning) != wanted:
-            log.warning("Index in %s was built with embedder=%s chunk_size=%d chunk_overlap=%d cleaning rules v%d; "
-                        "now %s/%d/%d/v%d. Rebuilding.", directory, old.embedder, old.chunk_size,
-                        old.chunk_overlap, old.cleaning, *wanted)
-            old = None
-        if old is not None and old.faiss.d != embedder.dim:  # type: ignore[attr-defined]
-            old = None
-
-        keep: dict[str, tuple[list[Chunk], np.ndarray]] = {}
-        if old is not None:
-            rows = old.vectors
-            for i, c in enumerate(old.chunks):
-                entry = keep.setdefault(c.doc_id, ([], []))  # type: ignore[arg-type]
-                entry[0].append(c)
-                entry[1].append(rows[i])
+        docs = load_corpus(corpus_dir) if docs is None else docs
+        old = _reusable(directory, corpus_dir, settings, embedder)
         current = {d.doc_id: d for d in docs}
         unchanged = {d for d, doc in current.items()
                      if old is not None and d in old.docs and old.docs[d].fingerprint == doc.fingerprint}
@@ -275,34 +271,40 @@ def sync(settings: Settings, embedder: Embedder, progress: bool = False,
         if old is not None and not changed and not removed:
             old.corpus_dir = corpus_dir
             return old
-
-        new_chunks = [c for doc in changed for c in chunk_document(doc, settings.chunk_size, settings.chunk_overlap)]
-        if changed:
-            log.info("Embedding %d chunks from %d new or changed documents.", len(new_chunks), len(changed))
-        new_vecs = _embed_chunks(new_chunks, embedder, progress)
-        by_doc: dict[str, list[int]] = {}
-        for i, c in enumerate(new_chunks):
-            by_doc.setdefault(c.doc_id, []).append(i)
-
-        chunks: list[Chunk] = []
-        rows: list[np.ndarray] = []
-        infos: dict[str, DocInfo] = {}
-        for doc_id in sorted(current):
-            doc = current[doc_id]
-            before = len(chunks)
-            if doc_id in unchanged:
-                cs, vs = keep.get(doc_id, ([], []))
-                chunks.extend(cs)
-                rows.extend(vs)
-            else:
-                idx = by_doc.get(doc_id, [])
-                chunks.extend(new_chunks[i] for i in idx)
-                rows.extend(new_vecs[i] for i in idx)
-            infos[doc_id] = DocInfo.of(doc, len(chunks) - before)  # not a scan of all chunks per document
-        matrix = np.vstack(rows).astype(np.float32) if rows else np.zeros((0, embedder.dim), np.float32)
-        index = Index(directory, corpus_dir, embedder.name, settings.chunk_size, settings.chunk_overlap,
-                      infos, chunks, build_faiss(matrix, embedder.dim, settings))
+        index = _rebuilt(settings, embedder, old, current, unchanged, changed, progress)
         save(index)
         log.info("Index in %s: %d documents, %d chunks (%d re-embedded, %d removed).",
-                 directory, len(infos), len(chunks), len(changed), len(removed))
+                 directory, len(index.docs), len(index.chunks), len(changed), len(removed))
         return index
+
+
+def _rebuilt(settings: Settings, embedder: Embedder, old: Index | None, current: dict[str, Document],
+             unchanged: set[str], changed: list[Document], progress: bool) -> Index:
+    """The new index: the unchanged articles' chunks and vectors kept, the changed ones embedded."""
+    keep: dict[str, tuple[list[Chunk], list[np.ndarray]]] = {}
+    if old is not None:
+        for c, row in zip(old.chunks, old.vectors):
+            entry = keep.setdefault(c.doc_id, ([], []))
+            entry[0].append(c)
+            entry[1].append(row)
+    new_chunks = [c for doc in changed for c in chunk_document(doc, settings.chunk_size, settings.chunk_overlap)]
+    if changed:
+        log.info("Embedding %d chunks from %d new or changed documents.", len(new_chunks), len(changed))
+    new_vecs = _embed_chunks(new_chunks, embedder, progress)
+    for doc_id in set(keep) - unchanged:
+        del keep[doc_id]  # edited or removed: its old chunks go
+    for c, row in zip(new_chunks, new_vecs):
+        entry = keep.setdefault(c.doc_id, ([], []))
+        entry[0].append(c)
+        entry[1].append(row)
+    chunks: list[Chunk] = []
+    rows: list[np.ndarray] = []
+    infos: dict[str, DocInfo] = {}
+    for doc_id in sorted(current):
+        cs, vs = keep.get(doc_id, ([], []))
+        chunks.extend(cs)
+        rows.extend(vs)
+        infos[doc_id] = DocInfo.of(current[doc_id], len(cs))
+    matrix = np.vstack(rows).astype(np.float32) if rows else np.zeros((0, embedder.dim), np.float32)
+    return Index(settings.index_dir, settings.corpus_dir, embedder.name, settings.chunk_size, settings.chunk_overlap,
+                 infos, chunks, build_faiss(matrix, embedder.dim, settings))
