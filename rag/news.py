@@ -23,6 +23,8 @@ register("sharpen_dates", """Asked "when", an answer gives the date as exactly a
     becomes "released on December 1, 2017" when they give exactly one fuller date in that year.""")
 register("figures_by_source", """When the passages shown for a "how many" question give different figures, each is
     listed with its outlet and date and cited (unless the question asks for one source's figure).""")
+register("newest_figure", """When the figures shown differ by date and the answer gave only an older article's, the answer
+    leads with the newest article's sentence stating its figure, "As of <date> (<outlet>)".""")
 register("as_of", """A changing fact (a running count, who holds an office, "latest") is answered "As of <date>
     (<outlet>)", from the newest cited article.""")
 
@@ -45,6 +47,7 @@ _QUANTITY_WORDS = re.compile(r"how (?:many|much)\s+([\w'’\- ]+?)\s+(?:are|is|w
 # "according to the Pentagon": the question asks for one source's figure, not every source's.
 _ATTRIBUTED = re.compile(r"\b(?:according to|per|as (?:reported|stated|said|estimated|put) by|in the view of)\b",
                          re.IGNORECASE)
+_MARKUP = re.compile(r"^(?:#+|[>*\-]|\d+\.)\s+")  # a Markdown heading, quote or list item's leading mark
 _ABOUT = 0.5  # share of the question's content words a sentence needs to be about the same thing
 
 
@@ -100,6 +103,7 @@ class _Stated:
     value: str  # as the passage writes it
     key: str  # normalised, to compare
     passage: Passage
+    sentence: str  # the passage's sentence that states it
 
 
 def _counts(sentence: str) -> list[tuple[str, str]]:
@@ -129,7 +133,7 @@ def _stated(question: str, passages: list[Passage]) -> list[_Stated]:
             for value, key in _counts(sentence):
                 if (key, p.chunk.doc_id) not in seen:
                     seen.add((key, p.chunk.doc_id))
-                    out.append(_Stated(value, key, p))
+                    out.append(_Stated(value, key, p, " ".join(sentence.split())))
     return out
 
 
@@ -153,6 +157,19 @@ def differing_figures(question: str, answer_text: str, shown: list[Passage]) -> 
     for s in sorted(stated, key=lambda s: s.passage.meta.published or date.min, reverse=True):
         by_value.setdefault(s.key, s)
     return list(by_value.values())
+
+
+def superseded(answer_text: str, stated: list[_Stated]) -> _Stated | None:
+    """The newest figure, when the answer gave only figures of older articles: a revised
+    count ("rises to 19", then "23") is answered with the newest report, never an older one."""
+    newest = stated[0]  # differing_figures orders them newest first
+    answered = {key for _, key in _counts(strip_markers(answer_text))}
+    older = [s for s in stated[1:] if s.key in answered]
+    if newest.key in answered or not older or not newest.passage.meta.published:
+        return None
+    if all(s.passage.meta.published and s.passage.meta.published < newest.passage.meta.published for s in older):
+        return newest
+    return None
 
 
 def changing_fact(question: str) -> bool:
@@ -195,7 +212,7 @@ def timeline(question: str, passages: list[Passage], first_marker: int = 1) -> l
         top = max(sentences, key=lambda s: len(wanted & content_terms(s)))
         if not wanted & content_terms(top) or p.chunk.doc_id in best:
             continue
-        best[p.chunk.doc_id] = (p.meta.published, " ".join(top.split()), p)
+        best[p.chunk.doc_id] = (p.meta.published, _MARKUP.sub("", " ".join(top.split())), p)
     ordered = sorted(best.values(), key=lambda e: e[0])
     return [(TimelineEntry(day, text, p.meta.source, first_marker + i), p) for i, (day, text, p) in enumerate(ordered)]
 

@@ -52,8 +52,12 @@ class Passage:
 # Two passages are copies of one (wire) story when this share of their word triples is shared
 # (Jaccard). Measured 2026-12-03 over the chunks of four corpora: true copies 0.96-1.00 (the
 # fixture's agency story in two outlets, two RGB snippets of one page); distinct articles at
-# most 0.57 (MultiHop's "… live score, updates, highlights" pages); 0.8 sits in the gap.
+# most 0.57 (MultiHop's "… live score, updates, highlights" pages); 0.8 sits in the gap. As a
+# share of one passage's triples found in another (a copy trimmed by one outlet): true copies
+# 0.94-1.00, distinct pages at most 0.75 (two RGB listings of one template, "… cast and crew
+# credits, including actors …").
 WIRE_COPY = 0.8
+_MIN_SHINGLES = 12  # a passage shorter than this (a headline) is not credited to another article by containment
 
 
 def _shingles(text: str) -> frozenset[tuple[str, ...]]:
@@ -61,10 +65,15 @@ def _shingles(text: str) -> frozenset[tuple[str, ...]]:
     return frozenset(tuple(words[i:i + 3]) for i in range(max(1, len(words) - 2)))
 
 
-def _copy_of(shingles: frozenset, picked: list[tuple[int, frozenset]]) -> int | None:
-    """The index of a picked passage whose text this one copies, if any."""
-    for j, other in picked:
-        if len(shingles & other) >= WIRE_COPY * len(shingles | other):
+def _copy_of(text: str, picked: list[tuple[int, frozenset, set[str]]]) -> int | None:
+    """The index of a picked passage whose text this one copies, if any: nearly the same text,
+    or (for a passage long enough not to be a stock phrase) text nearly all found in it, and
+    no figure it lacks (an updated story that revised a count is no copy)."""
+    shingles, numbers = _shingles(text), figures(text)
+    for j, other, other_numbers in picked:
+        shared = len(shingles & other)
+        if numbers <= other_numbers and (shared >= WIRE_COPY * len(shingles | other) or (
+                len(shingles) >= _MIN_SHINGLES and shared >= WIRE_COPY * len(shingles))):
             return j
     return None
 
@@ -167,7 +176,7 @@ class Retriever:
         limit = 2 * store.chunk_size
         picked: list[Passage] = []
         per_doc: dict[str, int] = {}
-        texts: list[tuple[int, frozenset]] = []  # (index in picked, shingles) of each passage taken
+        texts: list[tuple[int, frozenset, set[str]]] = []  # (index in picked, shingles, figures) of each passage taken
         figs = {i: figures(chunks[i].text) for i in fused} if figure_bonus else {}
         shown: set[str] = set()  # figures stated by the passages taken
 
@@ -179,8 +188,7 @@ class Retriever:
             i = max(remaining, key=worth) if figure_bonus else remaining[0]
             remaining.remove(i)
             c = chunks[i]
-            shingles = _shingles(c.text)
-            if (j := _copy_of(shingles, texts)) is not None:  # a copy counts once, crediting every carrier
+            if (j := _copy_of(c.text, texts)) is not None:  # a copy counts once, crediting every carrier
                 if c.doc_id != picked[j].chunk.doc_id and c.doc_id not in picked[j].copies:
                     picked[j] = replace(picked[j], copies=(*picked[j].copies, c.doc_id))
                 continue
@@ -205,10 +213,29 @@ class Retriever:
             per_doc[c.doc_id] = per_doc.get(c.doc_id, 0) + 1
             shown |= figs.get(i, set())
             info = store.doc(c.doc_id)
-            texts.append((len(picked), shingles))
+            texts.append((len(picked), _shingles(c.text), figures(c.text)))
             picked.append(Passage(c, info.title, store.source_path(c.doc_id), fused[i], similarity[i],
                                   info.meta))
-        return picked
+        return self._credit_copies(picked, {c.doc_id for c in chunks.values()})
+
+    def _credit_copies(self, picked: list[Passage], candidates: set[str]) -> list[Passage]:
+        """Credit each candidate article that carries a passage's text, wherever its own chunks
+        were cut: a wire story's outlets trim different sentences, so the copy of a passage may
+        straddle two of their chunks (measured by the passage's word triples found in the article)."""
+        articles: dict[str, tuple[frozenset, set[str]]] = {}
+        out = []
+        for p in picked:
+            own, numbers = _shingles(p.text), figures(p.text)
+            if len(own) >= _MIN_SHINGLES:
+                for doc_id in sorted(candidates - {p.chunk.doc_id, *p.copies}):
+                    if doc_id not in articles:
+                        text = self.article(doc_id)
+                        articles[doc_id] = _shingles(text), figures(text)
+                    carried, its_numbers = articles[doc_id]
+                    if numbers <= its_numbers and len(own & carried) >= WIRE_COPY * len(own):
+                        p = replace(p, copies=(*p.copies, doc_id))
+            out.append(p)
+        return out
 
 
 def _overlap(a: Chunk, b: Chunk) -> bool:

@@ -223,6 +223,11 @@ def annotate(engine: Engine, d: Draft) -> None:
     if stated:
         numbers = {s.passage.chunk.chunk_id: marker(s.passage) for s in stated}
         d.disagreements = news.figure_rows(d.standalone, stated, numbers)
+        newest = news.superseded(d.text, stated) if "newest_figure" not in off else None
+        if newest:  # the lead is the newest report's own sentence, "as of" its date
+            lead = f"{news.as_of([newest.passage])}{newest.sentence.rstrip('.')} [{numbers[newest.passage.chunk.chunk_id]}]."
+            d.text = f"{lead} {news.figures_sentence(stated, numbers)}"
+            return
         d.text = f"{d.text} {news.figures_sentence(stated, numbers)}"
     if "as_of" not in off and (news.changing_fact(d.standalone) or d.intent.latest):
         d.text = news.as_of(cited) + d.text

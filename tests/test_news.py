@@ -6,6 +6,7 @@ order of reports."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import date
 from pathlib import Path
@@ -159,3 +160,28 @@ def test_a_wire_copy_counts_once_and_credits_every_outlet_that_carried_it(news, 
     assert set(leads[0].copies) == wire - {leads[0].chunk.doc_id}
     [c] = [c for c in answer.citations if "400" in c.text]
     assert {c.source, *c.also} == {"Coastline Daily", "The Tessel Times"}
+
+
+def test_every_passage_of_a_wire_story_credits_both_outlets_however_their_chunks_were_cut(news, fake_embedder):
+    wire = ["evacuation-wire-coastline-daily", "evacuation-wire-tessel-times"]
+    answer = engine(news, fake_embedder).ask("How far did the slope move?", k=6, doc_ids=wire)
+    [slope] = [p for p in answer.passages if "9 centimetres" in p.text]  # shown once, not once per outlet
+    assert set(slope.copies) == set(wire) - {slope.chunk.doc_id}
+    sentences = [" ".join(s.split()) for p in answer.passages for s in re.split(r"(?<=[.!?])\s+", p.text)]
+    assert len(sentences) == len(set(sentences))  # no sentence of the story is shown twice
+
+
+def test_an_older_figure_is_never_the_lead_when_a_newer_report_revised_it(news, fake_embedder):
+    landslide = ["landslide-valley-post", "landslide-northern-ledger", "landslide-harbour-courier"]
+    answer = engine(news, fake_embedder, cite("19")).ask(TOLL, k=9, doc_ids=landslide)
+    lead = answer.text.split(" Figures differ by source:")[0]
+    assert lead.startswith("As of March 6, 2025 (The Harbour Courier): ") and "23" in lead and "19" not in lead
+    marker = int(lead.rsplit("[", 1)[1].rstrip("].").strip())
+    assert "23" in {c.marker: c for c in answer.citations}[marker].text
+
+
+def test_without_the_rule_the_model_figure_stays_the_lead(news, fake_embedder):
+    landslide = ["landslide-valley-post", "landslide-northern-ledger", "landslide-harbour-courier"]
+    settings = news.model_copy(update={"rules_off": frozenset({"newest_figure"})})
+    answer = engine(settings, fake_embedder, cite("19")).ask(TOLL, k=9, doc_ids=landslide)
+    assert answer.text.startswith("The landslide killed 19 people")

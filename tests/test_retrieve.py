@@ -177,3 +177,14 @@ def test_outlet_and_date_filters_apply_before_ranking(tmp_path) -> None:
     found = r.search(["Where did the flood waters rise?"], 2, 30, 3, where, Settings().lexical_weight)
     assert sorted(p.chunk.doc_id for p in found) == ["daily-2", "daily-3"]
     assert not r.search(["flood"], 2, 30, 3, Filter(until=date(2024, 4, 30)), 0.8)  # nothing that old
+
+
+def test_a_story_updated_with_a_new_figure_is_no_copy_of_the_old_one():
+    from rag.retrieve import _copy_of, _shingles
+    from rag.text import figures
+    old = ("The number of people killed in the landslide in Valdena has risen to 19, the civil protection "
+           "agency said on Tuesday, as rescuers dug through mud and rubble for a second day.")
+    picked = [(0, _shingles(old), figures(old))]
+    assert _copy_of(old.replace("19", "23"), picked) is None  # the revision is shown
+    assert _copy_of(old.replace("on Tuesday, ", ""), picked) == 0  # a trimmed copy counts once
+    assert _copy_of(old[:old.index(", as rescuers")] + ".", picked) == 0
