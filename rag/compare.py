@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING
 
 from .chunking import split_sentences
 from .intent import DAY, day_of, outlet_mentions
-from .news import when
-from .retrieve import Filter, Passage
+from .retrieve import Passage
 from .text import content_terms
 
 if TYPE_CHECKING:

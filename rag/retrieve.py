@@ -20,7 +20,6 @@ from .chunking import Chunk
 from .embedding import Embedder
 from .ingest import ArticleMeta, read_source
 from .store import Filter, Key, Store, as_store  # noqa: F401 (Filter: its home was here)
-from .store.lexical import lexical_text as _lexical_text
 from .text import figures
 
 _ABUT = 2  # characters of whitespace between the two halves of a sentence cut between chunks
