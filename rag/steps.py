@@ -167,9 +167,8 @@ def verify_reply(engine: Engine, d: Draft, raw: str, shown: list[Passage]) -> Re
     """The reply with every claim checked against the passage it cites, markers renumbered
     1..n in order of first use; a reply with nothing supported declines."""
     articles = [engine.retriever.article(p.chunk.doc_id) for p in shown]
-    named = set().union(*d.intent.outlets) if d.intent.outlets else set()
-    prefer = frozenset(i for i, p in enumerate(shown) if p.meta.source in named)
-    checked = verify(raw, shown, d.premise, articles, engine.settings.rules_off, asked=d.standalone, prefer=prefer)
+    outlets = [frozenset(i for i, p in enumerate(shown) if p.meta.source in group) for group in d.intent.outlets]
+    checked = verify(raw, shown, d.premise, articles, engine.settings.rules_off, asked=d.standalone, outlets=outlets)
     if checked.dropped:
         log.info("Dropped unsupported claims: %s", checked.dropped)
     text, order = checked.render()

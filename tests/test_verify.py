@@ -265,3 +265,28 @@ def test_an_answer_must_be_about_what_the_question_names():
     assert not names_the_topic(question, read(question), ["Inter Miami won the match against Toronto."])
     assert names_the_topic(question, read(question), ["Shreyanka Patil took two wickets for Bangalore."])
     assert names_the_topic("which city hosted the games?", read("which city"), ["Athens hosted."])  # names nothing
+
+
+def test_asked_what_two_named_outlets_reported_the_claim_cites_each_that_states_its_answer():
+    from rag.ingest import ArticleMeta
+
+    passages = [SimpleNamespace(text="ChatGPT also notched 100 million users per day in March.",
+                                meta=ArticleMeta(source="Engadget")),
+                SimpleNamespace(text="ChatGPT can complete and debug code, compose music and emulate a Linux computer.",
+                                meta=ArticleMeta(source="TechCrunch")),
+                SimpleNamespace(text="Bard can write poems.", meta=ArticleMeta(source="TechCrunch"))]
+    question = "Which AI tool, reported by both Engadget and TechCrunch, reached 100 million users per day?"
+    claim = "ChatGPT reached 100 million users per day, as reported by both Engadget and TechCrunch [1]."
+    outlets = [frozenset({0}), frozenset({1, 2})]
+    assert verify(claim, passages, question, outlets=outlets).render()[1] == [0, 1]
+    assert verify(claim, passages, question, outlets=outlets, off=frozenset({"every_named_outlet"})).render()[1] == [0]
+    assert verify(claim, passages, question, outlets=outlets[:1]).render()[1] == [0]  # one outlet named: one cited
+
+
+def test_an_outlet_written_as_a_web_address_is_no_name_of_the_topic():
+    from rag.intent import read
+    from rag.verify.question import names_the_topic
+
+    question = "Which player, featured in articles by CBSSports.com, needs 153 yards per game?"
+    intent = read(question, ["CBSSports.com"])
+    assert names_the_topic(question, intent, ["Tyreek Hill needs to average almost 153 yards per game."])

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..text import MARKER, WORD, YEAR
 from .claims import Claim, is_decline, split_answer
-from .rules import RULES, Evidence, has_facts, mostly_from, register, supports
+from .rules import RULES, Evidence, has_facts, mostly_from, new_names, register, states, supports
 
 __all__ = ["RULES", "Verified", "verify", "is_decline", "supports", "Evidence", "split_answer"]
 
@@ -28,6 +28,9 @@ register("joint_support", """A clause citing several passages may take its names
     ("Seoul and Washington say 10,000 [1][2]").""")
 register("repair", """A claim its marker does not support is cited to the first passage that does support
     it; a marker to no passage at all vanishes.""")
+register("every_named_outlet", """Asked what several named outlets reported ("reported by both Engadget and
+    TechCrunch"), a claim cited to one of them also cites each other named outlet's shown passage that states
+    the claim's new names, so each report the question names is shown and checked.""")
 register("uncited_claims", """A sentence no passage supports is dropped even when it names nothing to check
     ("This tactic involves deploying large numbers of troops" comes from the model's memory); a short
     reply such as "Yes." stays.""")
@@ -62,7 +65,7 @@ class _Checker:
     """The passages, the question's words and the rules in force, for one answer."""
 
     def __init__(self, passages: Sequence, question: str, articles: Sequence[str] | None,
-                 off: frozenset[str], asked: str | None, prefer: frozenset[int]) -> None:
+                 off: frozenset[str], asked: str | None, outlets: Sequence[frozenset[int]]) -> None:
         self.texts = [p.text for p in passages]
         premise = frozenset(w.lower() for w in WORD.findall(question))
         years = frozenset(YEAR.findall(asked)) if asked is not None else frozenset()
@@ -70,7 +73,8 @@ class _Checker:
         contexts = list(articles) if articles is not None else self.texts
         shown = " ".join([*contexts, *about])  # where the question's own names may be (see the names rule)
         self.evidence = [Evidence(t, a, premise, h, years, shown) for t, a, h in zip(self.texts, contexts, about)]
-        self.off, self.prefer = off, prefer
+        self.off, self.outlets = off, [g for g in outlets if g]
+        self.prefer = frozenset().union(*self.outlets)
 
     def on(self, rule: str) -> bool:
         return rule not in self.off
@@ -105,19 +109,33 @@ class _Checker:
         if good and self.prefer and not set(good) & self.prefer and self.on("named_outlets"):
             # asked what an outlet reported: its passage is cited when it supports the claim too
             good = [i for i in sorted(self.prefer) if self.holds(i, text)][:1] or good
+        if good and len(self.outlets) > 1 and self.on("every_named_outlet"):
+            good += self.other_outlets(good, text)
         return good
+
+    def other_outlets(self, good: list[int], text: str) -> list[int]:
+        """For each named outlet ``good`` does not cite, its first shown passage that states the
+        claim's new names, if the passages then support the claim together."""
+        new = new_names(text, self.evidence[0].premise)
+        more = []
+        for group in self.outlets:
+            if new and not group & set(good):
+                j = next((j for j in sorted(group) if all(states(self.texts[j], n) for n in new)), None)
+                if j is not None and self.jointly([*good, *more, j], text):
+                    more.append(j)
+        return more
 
 
 def verify(text: str, passages: Sequence, question: str = "", articles: Sequence[str] | None = None,
            off: frozenset[str] = frozenset(), asked: str | None = None,
-           prefer: frozenset[int] = frozenset()) -> Verified:
+           outlets: Sequence[frozenset[int]] = ()) -> Verified:
     """Check every clause of ``text`` against ``passages`` (anything with ``.text``).
     ``question`` (with any earlier question of a follow-up) and the full text of each
     passage's article let a claim restate the question's own names (see the ``names`` rule);
     ``asked`` is the question as the user means it (its years must hold: ``asked_year``);
-    ``prefer`` (0-based) are passages from outlets the question names, cited when they support a
-    claim too; ``off`` names rules to skip (for ablations)."""
-    checker = _Checker(passages, question, articles, off, asked, prefer)
+    ``outlets`` are, for each outlet the question names, its passages (0-based): cited when they
+    support a claim too; ``off`` names rules to skip (for ablations)."""
+    checker = _Checker(passages, question, articles, off, asked, outlets)
     sentences: list[list[tuple[str, list[int]]]] = []
     dropped: list[str] = []
     for clauses in split_answer(text):

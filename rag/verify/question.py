@@ -72,7 +72,7 @@ def names_the_topic(question: str, intent: Intent, cited_articles: Sequence[str]
     question that names nothing passes)."""
     from .rules import names
 
-    outlets = {w.lower() for group in intent.outlets for o in group for w in o.split()}
+    outlets = {w.lower() for group in intent.outlets for o in group for w in WORD.findall(o)}
     body = re.sub(r"^\W*\w+", "", question)  # a question's first word is capitalised as a word, not a name
     asked = {n for n in names(body) if n not in outlets and not _MONTH.fullmatch(n)}
     if not asked:

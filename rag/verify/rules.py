@@ -210,11 +210,16 @@ def _compass(claim: str, evidence: Evidence) -> bool:
 # --- what the question asked ------------------------------------------------------------------
 
 
+def new_names(claim: str, premise: frozenset[str]) -> list[str]:
+    """The names a claim uses that the question (``premise``, its lowercased words) did not."""
+    return [n for n in names(claim) if not any(same_word(n, p) for p in premise)]
+
+
 def _new_facts(claim: str, evidence: Evidence) -> list[str]:
     """What the claim adds to the question: its numbers, and names the question did not use."""
     plain = MARKER.sub(" ", claim)
     facts = [n for n in quantities(plain) if n not in evidence.years]
-    return facts + [n for n in names(claim) if not any(same_word(n, p) for p in evidence.premise)]
+    return facts + new_names(claim, evidence.premise)
 
 
 @claim_rule("asked_year")
@@ -229,12 +234,12 @@ def _asked_year(claim: str, evidence: Evidence) -> bool:
     for a, b in split_sentences(evidence.text):
         sentence = evidence.text[a:b]
         years = set(YEAR.findall(sentence))
-        if years and not years & evidence.years and any(_states(sentence, f) for f in facts):
+        if years and not years & evidence.years and any(states(sentence, f) for f in facts):
             return False
     return any(y in evidence.haystack for y in evidence.years)
 
 
-def _states(sentence: str, fact: str) -> bool:
+def states(sentence: str, fact: str) -> bool:
     if fact[0].isdigit():
         return fact in quantities(sentence)
     return _mentions([w.lower() for w in WORD.findall(sentence)], fact)
