@@ -116,7 +116,7 @@ def test_questions_from_many_threads_get_their_own_answers(settings, fake_embedd
 
     engine = make_engine(settings, fake_embedder, [])
     engine.llm = FakeLLM([quote_first_passage] * 8)
-    questions = ["Which North Korean troops are in Russia?", "Whom will Ukraine recruit?",
+    questions = ["What North Korean troops are in Russia?", "What will Ukraine recruit?",
                  "What did the missile do?", "What was shipped by rail?"] * 2
     results: list[tuple[str, Answer]] = []
 
@@ -202,6 +202,14 @@ def test_how_many_question_needs_a_quantity_in_the_answer(settings, fake_embedde
     ("Roughly how many square kilometres do they hold?", "They hold a large part of the region [1].", False),
     ("And how many of them are in Kursk?", "Some of them are in Kursk [1].", False),
     ("And how many of them are in Kursk?", "About 3,000 are in Kursk [1].", True),
+    ("When was the game released?", "The director said the game would challenge the industry [1].", False),
+    ("When was the game released?", "It came out on March 3, 2017 [1].", True),
+    ("When did the talks start?", "They started on Tuesday [1].", True),
+    ("In what year did the war end?", "It ended in 1945 [1].", True),
+    ("Who acquired the studio?", ", after a spinoff of certain businesses, for $52.4 billion in stock [1].", False),
+    ("which city hosted the olympic games?", "Hosting the Olympic Games is an enormous commitment [1].", False),
+    ("which city hosted the olympic games?", "Beijing hosted the games [1].", True),
+    ("Which year was the film released?", "It was released in 2017 [1].", True),  # a date, not a name
 ])
 def test_an_answer_must_be_of_the_kind_asked_for(question, text, fits):
     from rag.verify.question import fits_question

@@ -290,3 +290,11 @@ def test_an_outlet_written_as_a_web_address_is_no_name_of_the_topic():
     question = "Which player, featured in articles by CBSSports.com, needs 153 yards per game?"
     intent = read(question, ["CBSSports.com"])
     assert names_the_topic(question, intent, ["Tyreek Hill needs to average almost 153 yards per game."])
+
+
+def test_a_list_entry_of_another_year_is_no_answer_for_the_year_asked():
+    passage = ("List of winners of the US Open women's singles ; 2020, Naomi Osaka (Japan), Victoria Azarenka ; "
+               "2019, Bianca Andreescu (Canada), Serena Williams (USA)")
+    question = "Who won the women's singles U.S. Open in 2019?"
+    assert not _checked("Naomi Osaka won the US Open in 2019 [1].", passage, question)
+    assert _checked("Bianca Andreescu won the US Open in 2019 [1].", passage, question)

@@ -8,11 +8,12 @@ import re
 from collections.abc import Sequence
 
 from ..intent import Intent
-from ..text import NUMBER_WORDS, WORD, content_terms, same_word, strip_markers
-from .rules import register
+from ..text import DATE, NUMBER_WORDS, WORD, content_terms, same_word, strip_markers
+from .rules import new_names, register
 
 register("kind_of_answer", """An answer must be of the kind asked for: "how many" needs a quantity (in digits or
-    words), "how much … cost/pay" an amount with a currency ("10 per cent" is no dollar value).""")
+    words), "how much … cost/pay" an amount with a currency ("10 per cent" is no dollar value), "when" a
+    date or time, "who" or "which …" a name the question did not already use.""")
 register("named_outlets", """Asked what an outlet reported ("according to TechCrunch"), an answer must cite a passage
     from that outlet (or from one of the outlets named); another outlet's passage does not answer it.""")
 register("question_names", """An answer is about what the question names: at least one of the question's own names
@@ -41,11 +42,26 @@ _MONTH = re.compile(r"jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|a
 _FRAMING = frozenset({"type", "kind", "sort", "report", "name"})
 
 
+_LEAD = r"^\W*(?:(?:and|so|but)\W+)?"
+_ASKS_WHEN = re.compile(_LEAD + r"(?:when\b|(?:in )?(?:what|which) (?:year|date|day|month|time)\b)", re.IGNORECASE)
+_HAS_TIME = re.compile(r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|yesterday|tomorrow|"
+                       r"tonight|ago|week|month|year|decade|century|morning|afternoon|evening|night|spring|summer|"
+                       r"autumn|fall|winter|season|since|until|before|after|during)\b|\d", re.IGNORECASE)
+_ASKS_NAME = re.compile(_LEAD + r"(?:who|whom|whose|which)\b(?! (?:of (?:the|these|those) )?(?:year|date|day|month|time)s?\b)",
+                        re.IGNORECASE)
+
+
 def fits_question(question: str, text: str) -> bool:
     """A "how many" question is not answered by a sentence without any quantity, nor a
-    question about money by one without a currency."""
+    question about money by one without a currency, nor "when" by one without a date or
+    time, nor "who" or "which …" by one that names nobody the question did not."""
     said = strip_markers(text)
     if _ASKS_MONEY.search(question) and not _HAS_MONEY.search(said):
+        return False
+    if _ASKS_WHEN.search(question) and not (DATE.search(said) or _HAS_TIME.search(said)):
+        return False
+    premise = frozenset(w.lower() for w in WORD.findall(question))
+    if _ASKS_NAME.search(question) and not new_names(said, premise):
         return False
     return not ASKS_QUANTITY.search(question) or bool(_HAS_QUANTITY.search(said))
 

@@ -222,6 +222,9 @@ def _new_facts(claim: str, evidence: Evidence) -> list[str]:
     return facts + new_names(claim, evidence.premise)
 
 
+_RECORD = re.compile(r"\s[;|]\s|;\s")
+
+
 @claim_rule("asked_year")
 def _asked_year(claim: str, evidence: Evidence) -> bool:
     """A claim answers a question about a year only from a passage about that year: the
@@ -232,10 +235,10 @@ def _asked_year(claim: str, evidence: Evidence) -> bool:
         return True
     facts = _new_facts(claim, evidence)
     for a, b in split_sentences(evidence.text):
-        sentence = evidence.text[a:b]
-        years = set(YEAR.findall(sentence))
-        if years and not years & evidence.years and any(states(sentence, f) for f in facts):
-            return False
+        for record in _RECORD.split(evidence.text[a:b]):  # a list's entries: "2020, Naomi Osaka ; 2019, …"
+            years = set(YEAR.findall(record))
+            if years and not years & evidence.years and any(states(record, f) for f in facts):
+                return False
     return any(y in evidence.haystack for y in evidence.years)
 
 
