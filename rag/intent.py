@@ -48,11 +48,14 @@ class Intent:
     order: str | None  # "before" or "after": whether one report or event came before another
     latest: bool  # "latest", "most recent", "currently": the newest articles first
     timeline: bool  # "timeline of …", "how did … change"
+    days: int = 0  # distinct days the question names ("the article published on 2023-10-20 and the one on …")
 
     @property
     def multi_part(self) -> bool:
-        """A yes/no question about several reports (outlets, or an order in time)."""
-        return self.yes_no and (len(self.outlets) > 1 or (self.order is not None and bool(self.outlets)))
+        """A yes/no question about several reports (outlets, an order in time, or reports of
+        one outlet on two named days)."""
+        return self.yes_no and (len(self.outlets) > 1 or (bool(self.outlets) and (self.order is not None or
+                                                                                    self.days > 1)))
 
 
 def _forms(source: str) -> list[str]:
@@ -109,11 +112,18 @@ def _month_or_year(text: str, today: date) -> tuple[date, date] | None:
     return (day, day) if day else None
 
 
+def _days(question: str, today: date) -> set[date]:
+    return {d for m in re.finditer(DAY, question) if (d := day_of(m.group(), today))}
+
+
 def _window(question: str, today: date) -> Window | None:
     if m := _BETWEEN.search(question):
         a, b = day_of(m["a"], today), day_of(m["b"], today)
         if a and b:
             return Window(min(a, b), max(a, b), m.group())
+    days = _days(question, today)
+    if len(days) > 1 and (m := _PUBLISHED_IN.search(question)) and m["when"] and re.fullmatch(DAY, m["when"]):
+        return Window(min(days), max(days), m.group())  # "published on A … the one on B": both reports
     if m := _PUBLISHED_IN.search(question):
         if span := _month_or_year(m["when"], today):
             return Window(span[0], span[1], m.group())
@@ -154,5 +164,6 @@ def read(question: str, sources: Iterable[str] = (), today: date | None = None) 
     if m := _ORDER.search(question):
         order = "before" if m.group(1).lower() in ("before", "prior to", "earlier than", "ahead of") else "after"
     years = frozenset(int(y) for y in YEAR.findall(question))
+    days = len(_days(question, today or date.today()))
     return Intent(bool(_YES_NO.search(question)), outlets, years, window, order, bool(_LATEST.search(question)),
-                  bool(_TIMELINE.search(question)))
+                  bool(_TIMELINE.search(question)), days)

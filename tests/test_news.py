@@ -73,6 +73,13 @@ def test_dates_in_the_question_resolve_against_today(question, since, until):
     assert (window.since, window.until) == (since, until)
 
 
+def test_two_reports_named_by_their_days_are_both_searched_and_compared():
+    question = "Has the mayor's plan as reported by The Age remained the same between the article published on " \
+               "2023-10-20 and the one on 2023-11-03?"
+    intent = read(question, ["The Age"], date(2023, 12, 31))
+    assert (intent.window.since, intent.window.until) == (date(2023, 10, 20), date(2023, 11, 3))
+    assert intent.multi_part  # one outlet, two dated reports
+
 def test_words_that_are_not_dates_set_no_window():
     assert read("What did Business Today report in the 2019 season?", ["Business Today"], date(2024, 1, 1)).window is None
     assert read("Who won the 2019 Tour de France?", [], date(2024, 1, 1)).years == {2019}
