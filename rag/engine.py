@@ -99,9 +99,9 @@ class Engine:
                 if n:
                     yield Status(look.status)
                 yield from look.run(self, d, first=n == 0)
+                steps.check(self, d)  # an answer that fails the checks is a decline: the next look tries
                 if not d.declined:
                     break
-            steps.check(self, d)
             steps.annotate(self, d)
         yield Final(d.answer())
 

@@ -5,8 +5,10 @@ answers it has in front of it, so when it declines although a passage is on topi
 (similarity ≥ ``second_look``), later looks try again: copy the sentence that
 answers (``quote``), then read the passages in reverse order (``reversed``: a 1.5B
 model reads the first passage hardest, and a near miss there can make it decline an
-answer that sits in another). A later look counts only if its answer passes the
-checks of a first answer and its own.
+answer that sits in another). An answer that fails the checks of a whole answer
+(``steps.check``: the kind asked for, the outlet named, the question's names) counts
+as a decline, so the next look runs too. A later look counts only if its answer
+passes the checks of a first answer and its own.
 """
 
 from __future__ import annotations

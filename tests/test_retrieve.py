@@ -10,7 +10,8 @@ import pytest
 
 from rag.config import Settings
 from rag.index import sync
-from rag.retrieve import Filter, Retriever, _lexical_text, _scaled, unit_words
+from rag.retrieve import Filter, Retriever, _scaled, unit_words
+from rag.store.lexical import lexical_text as _lexical_text
 from rag.text import figures, normalize_numbers
 
 from .conftest import FakeEmbedder
