@@ -84,8 +84,8 @@ def cites_named_outlet(intent: Intent, cited_sources: Sequence[str | None]) -> b
 
 
 def names_the_topic(question: str, intent: Intent, cited_articles: Sequence[str]) -> bool:
-    """Whether a cited article holds one of the names the question uses, outlets aside (a
-    question that names nothing passes)."""
+    """Whether a cited article holds one of the names the question uses, outlets aside, written
+    as a name ("Times" is not found in "at times"); a question that names nothing passes."""
     from .rules import names
 
     outlets = {w.lower() for group in intent.outlets for o in group for w in WORD.findall(o)}
@@ -93,5 +93,5 @@ def names_the_topic(question: str, intent: Intent, cited_articles: Sequence[str]
     asked = {n for n in names(body) if n not in outlets and not _MONTH.fullmatch(n)}
     if not asked:
         return True
-    words = {w.lower() for text in cited_articles for w in WORD.findall(text)}
+    words = {w.lower() for text in cited_articles for w in WORD.findall(text) if w[0].isupper()}
     return any(same_word(n, w) for n in asked for w in words)
