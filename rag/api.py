@@ -173,13 +173,7 @@ def create_api(settings: Settings, engine: Any = None, keepalive_s: float = KEEP
 
     @app.get("/health")
     async def health() -> JSONResponse:
-        if service.engine is not None:
-            index = service.engine.index
-            return JSONResponse({"status": "ok", "documents": len(index.docs), "chunks": len(service.engine.retriever.store),
-                                 "queue": service.active})
-        if service.error is not None:
-            return JSONResponse({"status": "error", "error": str(service.error)}, 503)
-        return JSONResponse({"status": "loading"}, 503)
+        return _health(service)
 
     @app.get("/metrics")
     async def metrics() -> PlainTextResponse:
@@ -196,31 +190,47 @@ def create_api(settings: Settings, engine: Any = None, keepalive_s: float = KEEP
     async def chat_completions(request: Request) -> Any:
         if not service.authorized(request):
             return _error(401, *unauthorized)
-        try:
-            chat = wire.parse_chat(await request.body())
-        except InputError as exc:
-            return _error(400, str(exc), "invalid_request_error")
-        if not service.admit():
-            return _error(503, f"The server is busy: {settings.api_max_queue} requests are being answered or "
-                          f"waiting. Retry in {RETRY_AFTER_S} seconds.", "server_error", "queue_full",
-                          {"Retry-After": str(RETRY_AFTER_S)})
-        cancel = threading.Event()
-        try:
-            future = service.submit(chat, cancel)
-        except Unavailable as exc:
-            return _error(*_failure(exc))
-        if chat.stream:
-            return StreamingResponse(_events(future, cancel, keepalive_s), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        try:
-            answer = await asyncio.wrap_future(future)
-        except Exception as exc:  # noqa: BLE001 (each becomes an OpenAI error, never a traceback)
-            return _error(*_failure(exc))
-        finally:
-            cancel.set()
-        return JSONResponse(wire.completion(answer, wire.new_id()))
+        return await _chat(service, await request.body(), keepalive_s)
 
     return app
+
+
+def _health(service: Service) -> JSONResponse:
+    if service.engine is not None:
+        index = service.engine.index
+        return JSONResponse({"status": "ok", "documents": len(index.docs), "chunks": len(service.engine.retriever.store),
+                             "queue": service.active})
+    if service.error is not None:
+        return JSONResponse({"status": "error", "error": str(service.error)}, 503)
+    return JSONResponse({"status": "loading"}, 503)
+
+
+async def _chat(service: Service, body: bytes, keepalive_s: float) -> Any:
+    """A chat completion: the request read, admitted to the queue, answered (streamed as
+    server-sent events or as one JSON object); every failure an OpenAI-style error."""
+    try:
+        chat = wire.parse_chat(body)
+    except InputError as exc:
+        return _error(400, str(exc), "invalid_request_error")
+    if not service.admit():
+        return _error(503, f"The server is busy: {service.settings.api_max_queue} requests are being answered or "
+                      f"waiting. Retry in {RETRY_AFTER_S} seconds.", "server_error", "queue_full",
+                      {"Retry-After": str(RETRY_AFTER_S)})
+    cancel = threading.Event()
+    try:
+        future = service.submit(chat, cancel)
+    except Unavailable as exc:
+        return _error(*_failure(exc))
+    if chat.stream:
+        return StreamingResponse(_events(future, cancel, keepalive_s), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    try:
+        answer = await asyncio.wrap_future(future)
+    except Exception as exc:  # noqa: BLE001 (each becomes an OpenAI error, never a traceback)
+        return _error(*_failure(exc))
+    finally:
+        cancel.set()
+    return JSONResponse(wire.completion(answer, wire.new_id()))
 
 
 async def _events(future: Future, cancel: threading.Event, keepalive_s: float):

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -170,50 +170,6 @@ def _llm_speed(settings: Settings, llm=None) -> dict[str, float]:  # noqa: ANN00
             "gen_tps": (n_gen - 1) / max(total - first, 1e-9)}
 
 
-def _worker_rows(settings: Settings, quick: bool) -> list[Row]:
-    """The LLM in its worker process (ours) against the same model loaded in this process
-    (baseline: how it ran before), the same questions asked of each in turn; then llama.cpp's
-    safe CPU kernels (ours) against its fast ones (baseline), both in this process."""
-    from .engine import Engine, get_engine
-    from .evaluate import load_items
-    from .generate import LocalLLM
-    from .models import llm_spec
-
-    worker = get_engine(settings)
-    spec = replace(llm_spec(settings), kernels=worker.llm.kernels)  # type: ignore[attr-defined]
-    local = LocalLLM(spec)
-    try:
-        in_process = Engine(settings, llm=local, embedder=worker.embedder)
-        questions = [i.question for i in load_items() if not i.history][: 2 if quick else 20]
-        seconds: dict[str, list[float]] = {"local": [], "worker": []}
-        ttft: dict[str, list[float]] = {"local": [], "worker": []}
-        for question in questions:
-            for name, engine in (("local", in_process), ("worker", worker)):
-                timings = engine.ask(question).timings
-                seconds[name].append(timings.total_s)
-                if timings.first_token_s is not None:
-                    ttft[name].append(timings.first_token_s)
-        b, o = _llm_speed(settings, local), _llm_speed(settings, worker.llm)
-    finally:
-        local.close()
-    rows = [Row("worker: LLM prompt processing (in process vs worker)", "tokens/s", b["prompt_tps"], o["prompt_tps"]),
-            Row("worker: time to first token p50 (in process vs worker)", "s", statistics.median(ttft["local"]),
-                statistics.median(ttft["worker"])),
-            Row("worker: answer latency p50 (in process vs worker)", "s", statistics.median(seconds["local"]),
-                statistics.median(seconds["worker"]))]
-    speeds = {}
-    for kernels in ("fast", "safe"):
-        llm = LocalLLM(replace(spec, kernels=kernels))
-        try:
-            speeds[kernels] = _llm_speed(settings, llm)
-        finally:
-            llm.close()
-    return rows + [Row("kernels: LLM prompt processing (fast vs safe)", "tokens/s", speeds["fast"]["prompt_tps"],
-                       speeds["safe"]["prompt_tps"]),
-                   Row("kernels: LLM generation (fast vs safe)", "tokens/s", speeds["fast"]["gen_tps"],
-                       speeds["safe"]["gen_tps"])]
-
-
 def _e2e(settings: Settings, limit: int | None) -> dict[str, float]:
     from .evaluate import run_eval
 
@@ -225,76 +181,92 @@ def _e2e(settings: Settings, limit: int | None) -> dict[str, float]:
 
 
 def run_bench(settings: Settings, quick: bool = False, out: Path | None = None, eval_limit: int | None = None) -> list[Row]:
-    from .models import get_embedder
+    """Every measurement, the baseline beside ours, printed row by row as it lands (``quick``: the
+    CI smoke run of about a minute: small sizes, one question, no baseline cold start)."""
+    from .bench_api import api_questions
+    from .bench_cluster import cluster_rows
+    from .bench_worker import worker_rows
 
     base = baseline_settings(settings)
     rows: list[Row] = []
-
-    def show(new: list[Row]) -> None:
-        rows.extend(new)
-        for r in new:
+    print(f"{'metric':<44} {'unit':<9} {'baseline':>10} {'ours':>10} {'gain':>7}")
+    questions = [QUESTION, WARM_QUESTION] if quick else api_questions(eval_limit or 8)
+    for measure in (lambda: _start_rows(base, settings, quick),
+                    lambda: _index_rows(base, settings, quick),
+                    lambda: _retrieval([10_000] if quick else [10_000, 100_000, 1_000_000], settings),
+                    lambda: _llm_rows(base, settings),
+                    lambda: worker_rows(settings, quick),
+                    lambda: _eval_rows(base, settings, 1 if quick else eval_limit),
+                    lambda: _api_rows(settings, [QUESTION] if quick else api_questions(eval_limit or 10)),
+                    lambda: cluster_rows(settings, questions, Row),
+                    lambda: [Row("peak memory (RSS) of this process", "MiB", None,
+                                 resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)]):
+        for r in measure():
+            rows.append(r)
             b = "" if r.baseline is None else f"{r.baseline:10.3f}"
             o = "" if r.ours is None else f"{r.ours:10.3f}"
             print(f"{r.metric:<44} {r.unit:<9} {b:>10} {o:>10} {r.ratio:>7}", flush=True)
+    if out:
+        out.write_text(json.dumps([asdict(r) | {"gain": r.ratio} for r in rows], indent=1))
+    return rows
 
-    print(f"{'metric':<44} {'unit':<9} {'baseline':>10} {'ours':>10} {'gain':>7}")
-    # Quick (CI smoke, under a minute): small sizes, one question, no baseline cold start.
+
+def _start_rows(base: Settings, settings: Settings, quick: bool) -> list[Row]:
     b = (None, None) if quick else _cold_and_warm_start(base)
     o = _cold_and_warm_start(settings)
-    show([Row("cold start: new process to first answer", "s", b[0], o[0]),
-          Row("warm start: next question, same process", "s", b[1], o[1])])
+    from .models import get_embedder
 
     embedder = get_embedder(settings)
-    texts = ["North Korean troops are heading to the Kursk region, officials said."] * 30
     lat = []
-    for t in texts:
+    for t in ["North Korean troops are heading to the Kursk region, officials said."] * 30:
         t0 = time.perf_counter()
         embedder.embed([t])
         lat.append((time.perf_counter() - t0) * 1000)
-    show([Row("query embedding", "ms", None, statistics.median(lat))])
+    return [Row("cold start: new process to first answer", "s", b[0], o[0]),
+            Row("warm start: next question, same process", "s", b[1], o[1]),
+            Row("query embedding", "ms", None, statistics.median(lat))]
 
-    base_embedder = get_embedder(base)
-    show([Row("index build, bundled corpus", "chunks/s", _index_build(base, base_embedder, settings.corpus_dir),
-              _index_build(settings, embedder, settings.corpus_dir))])
+
+def _index_rows(base: Settings, settings: Settings, quick: bool) -> list[Row]:
+    from .models import get_embedder
+
+    embedder, base_embedder = get_embedder(settings), get_embedder(base)
+    rows = [Row("index build, bundled corpus", "chunks/s", _index_build(base, base_embedder, settings.corpus_dir),
+                _index_build(settings, embedder, settings.corpus_dir))]
     synth = Path(tempfile.mkdtemp(prefix="rag-bench-corpus-"))
     try:
         n = 300 if quick else 10_000
         _synthetic_corpus(synth, settings.corpus_dir, n, settings.chunk_size)
-        show([Row(f"index build, synthetic ~{n:,} chunks", "chunks/s", _index_build(base, base_embedder, synth),
-                  _index_build(settings, embedder, synth))])
+        rows.append(Row(f"index build, synthetic ~{n:,} chunks", "chunks/s", _index_build(base, base_embedder, synth),
+                        _index_build(settings, embedder, synth)))
     finally:
         shutil.rmtree(synth, ignore_errors=True)
-
-    show(_retrieval([10_000] if quick else [10_000, 100_000, 1_000_000], settings))
-
-    b, o = _llm_speed(base), _llm_speed(settings)
-    show([Row("LLM prompt tokens", "tokens", b["prompt_tokens"], o["prompt_tokens"]),
-          Row("LLM prompt processing", "tokens/s", b["prompt_tps"], o["prompt_tps"]),
-          Row("LLM time to first token", "s", b["ttft"], o["ttft"]),
-          Row("LLM generation", "tokens/s", b["gen_tps"], o["gen_tps"])])
-
-    show(_worker_rows(settings, quick))
-
-    limit = 1 if quick else eval_limit
-    b, o = _e2e(base, limit), _e2e(settings, limit)
-    show([Row("answer latency p50 (eval questions)", "s", b["p50"], o["p50"]),
-          Row("answer latency p95 (eval questions)", "s", b["p95"], o["p95"]),
-          Row("time to first token p50 (eval)", "s", b["ttft_p50"], o["ttft_p50"]),
-          Row("eval: answers correct", "share", b["answers_correct"], o["answers_correct"]),
-          Row("eval: citations supported", "share", b["citations_supported"], o["citations_supported"]),
-          Row("eval: unanswerable declined", "share", b["unanswerable_declined"], o["unanswerable_declined"]),
-          Row("eval: retrieval recall@k", "share", b["recall_at_k"], o["recall_at_k"])])
-    from .bench_api import api_questions, measure_api
-
-    a = measure_api(settings, [QUESTION] if quick else api_questions(eval_limit or 10))
-    show([Row("API: first content chunk p50, streamed", "s", None, a["first"]),
-          Row("API: the same questions, ask() directly p50", "s", None, a["direct"]),
-          Row("API: overhead over its ask() p50", "ms", None, a["overhead"])])
-    from .bench_cluster import cluster_rows
-
-    show(cluster_rows(settings, [QUESTION, WARM_QUESTION] if quick else api_questions(eval_limit or 8), Row))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    show([Row("peak memory (RSS) of this process", "MiB", None, peak)])
-    if out:
-        out.write_text(json.dumps([asdict(r) | {"gain": r.ratio} for r in rows], indent=1))
     return rows
+
+
+def _llm_rows(base: Settings, settings: Settings) -> list[Row]:
+    b, o = _llm_speed(base), _llm_speed(settings)
+    return [Row("LLM prompt tokens", "tokens", b["prompt_tokens"], o["prompt_tokens"]),
+            Row("LLM prompt processing", "tokens/s", b["prompt_tps"], o["prompt_tps"]),
+            Row("LLM time to first token", "s", b["ttft"], o["ttft"]),
+            Row("LLM generation", "tokens/s", b["gen_tps"], o["gen_tps"])]
+
+
+def _eval_rows(base: Settings, settings: Settings, limit: int | None) -> list[Row]:
+    b, o = _e2e(base, limit), _e2e(settings, limit)
+    return [Row("answer latency p50 (eval questions)", "s", b["p50"], o["p50"]),
+            Row("answer latency p95 (eval questions)", "s", b["p95"], o["p95"]),
+            Row("time to first token p50 (eval)", "s", b["ttft_p50"], o["ttft_p50"]),
+            Row("eval: answers correct", "share", b["answers_correct"], o["answers_correct"]),
+            Row("eval: citations supported", "share", b["citations_supported"], o["citations_supported"]),
+            Row("eval: unanswerable declined", "share", b["unanswerable_declined"], o["unanswerable_declined"]),
+            Row("eval: retrieval recall@k", "share", b["recall_at_k"], o["recall_at_k"])]
+
+
+def _api_rows(settings: Settings, questions: list[str]) -> list[Row]:
+    from .bench_api import measure_api
+
+    a = measure_api(settings, questions)
+    return [Row("API: first content chunk p50, streamed", "s", None, a["first"]),
+            Row("API: the same questions, ask() directly p50", "s", None, a["direct"]),
+            Row("API: overhead over its ask() p50", "ms", None, a["overhead"])]

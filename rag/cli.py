@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import textwrap
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, RagError
+from .present import print_answer, print_sources
 
 if TYPE_CHECKING:
-    from .answer import Answer
     from .config import Settings
 
 
@@ -32,38 +32,6 @@ def _settings(args: argparse.Namespace, **given: object) -> Settings:
     if getattr(args, "index_dir", None):
         overrides["index_dir"] = Path(args.index_dir)
     return Settings(**overrides)
-
-
-def print_answer(answer: Answer) -> None:
-    """The answer, what its dates meant, its figures by source or timeline, then its sources."""
-    if answer.window:
-        w = answer.window
-        print(f"(Articles published {'from ' + str(w.since) if w.since else ''}"
-              f"{' ' if w.since and w.until else ''}{'up to ' + str(w.until) if w.until else ''}: \"{w.phrase}\")")
-    print(answer.text)
-    for e in answer.timeline:
-        print(f"  {e.published}  {e.source or ''}  {textwrap.shorten(e.text, 100, placeholder=' …')} [{e.marker}]")
-    if answer.disagreements:
-        print("\nFigures by source:")
-        for f in answer.disagreements:
-            print(f"  {f.value:>12}  {f.source or '(outlet unknown)'}, {f.published or 'date unknown'} [{f.marker}]")
-    print_sources(answer)
-
-
-def print_sources(answer: Answer) -> None:
-    if not answer.citations:
-        return
-    print("\nSources:")
-    for c in answer.citations:
-        quote = textwrap.shorten(" ".join(c.text.split()), 300, placeholder=" …")
-        about = ", ".join(str(x) for x in (c.source, c.published, c.author) if x)
-        where = f"{c.doc_id}, {f'page {c.page}, ' if c.page else ''}chars {c.start}-{c.end}"
-        print(f"  [{c.marker}] {c.title}" + (f" — {about}" if about else "") + f" ({where})")
-        if c.also:
-            print(f"      also carried by: {', '.join(c.also)}")
-        if c.url:
-            print(f"      {c.url}")
-        print(textwrap.indent(textwrap.fill(f"“{quote}”", 88), "      "))
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -215,13 +183,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="show progress and decisions")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add(name: str, help_: str, corpus: bool = False):
+    def add(name: str, help_: str, corpus: bool = False) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         if corpus:
             p.add_argument("--corpus-dir", help="folder of articles (default: seeds/ or $RAG_CORPUS_DIR)")
         p.add_argument("--index-dir", help="index folder (default: index/ or $RAG_INDEX_DIR)")
         return p
 
+    _article_commands(sub, add)
+    _measuring_commands(add)
+    _serving_commands(add)
+    return parser
+
+
+_Add = Callable[..., argparse.ArgumentParser]
+
+
+def _article_commands(sub: Any, add: _Add) -> None:
+    """index, add, ask, chat: the commands over the articles."""
     p = sub.add_parser("index", help="build or update the index", description="Build or update the index.")
     p.add_argument("corpus_dir", nargs="?", help="folder of articles (default: seeds/)")
     p.add_argument("--index-dir", help="index folder (default: index/)")
@@ -246,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("chat", "a conversation in the terminal, with streaming", corpus=True).set_defaults(func=cmd_chat)
 
+
+def _measuring_commands(add: _Add) -> None:
+    """eval, bench, doctor: the commands that measure and check."""
     p = add("eval", "run question sets and print scores per set and per question type", corpus=True)
     p.add_argument("--set", dest="sets", action="append", metavar="PATH",
                    help="a folder holding corpus/ and questions.jsonl, or 'own' (the bundled set, the default); "
@@ -270,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-llm", action="store_true", help="skip starting the language model")
     p.set_defaults(func=cmd_doctor)
 
+
+def _serving_commands(add: _Add) -> None:
+    """ui, serve: the front ends that stay up."""
     p = add("ui", "start the web UI", corpus=True)
     p.add_argument("--host", help="address to bind (default: RAG_UI_HOST or GRADIO_SERVER_NAME, else 127.0.0.1, "
                                   "this machine only)")
@@ -288,7 +273,6 @@ def build_parser() -> argparse.ArgumentParser:
                    "the same API, answered by --replicas LLM replicas (one per node); needs the cluster extra")
     p.add_argument("--replicas", type=int, default=1, help="LLM replicas with --ray (default 1)")
     p.set_defaults(func=cmd_serve)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""What every front end shares: an Answer as JSON-ready data, and the loopback check.
+"""What every front end shares: an Answer as JSON-ready data or as terminal text, and the
+loopback check.
 
 The web UI (``rag.web``) and the HTTP API (``api``) both hand answers to programs,
 so both use ``answer_dict``; both refuse to listen beyond this machine unprotected,
@@ -11,8 +12,12 @@ so both use ``is_loopback``.
 from __future__ import annotations
 
 import ipaddress
+import textwrap
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .answer import Answer
 
 
 def citation_dict(c: Any) -> dict:
@@ -49,3 +54,35 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def print_answer(answer: Answer) -> None:
+    """The answer, what its dates meant, its figures by source or timeline, then its sources."""
+    if answer.window:
+        w = answer.window
+        print(f"(Articles published {'from ' + str(w.since) if w.since else ''}"
+              f"{' ' if w.since and w.until else ''}{'up to ' + str(w.until) if w.until else ''}: \"{w.phrase}\")")
+    print(answer.text)
+    for e in answer.timeline:
+        print(f"  {e.published}  {e.source or ''}  {textwrap.shorten(e.text, 100, placeholder=' …')} [{e.marker}]")
+    if answer.disagreements:
+        print("\nFigures by source:")
+        for f in answer.disagreements:
+            print(f"  {f.value:>12}  {f.source or '(outlet unknown)'}, {f.published or 'date unknown'} [{f.marker}]")
+    print_sources(answer)
+
+
+def print_sources(answer: Answer) -> None:
+    if not answer.citations:
+        return
+    print("\nSources:")
+    for c in answer.citations:
+        quote = textwrap.shorten(" ".join(c.text.split()), 300, placeholder=" …")
+        about = ", ".join(str(x) for x in (c.source, c.published, c.author) if x)
+        where = f"{c.doc_id}, {f'page {c.page}, ' if c.page else ''}chars {c.start}-{c.end}"
+        print(f"  [{c.marker}] {c.title}" + (f" — {about}" if about else "") + f" ({where})")
+        if c.also:
+            print(f"      also carried by: {', '.join(c.also)}")
+        if c.url:
+            print(f"      {c.url}")
+        print(textwrap.indent(textwrap.fill(f"“{quote}”", 88), "      "))

@@ -400,3 +400,24 @@ def test_sources_show_the_outlet_and_date_of_each_cited_article(news_app, browse
     OUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUT / "ui-news-sources.png"), full_page=True)
     page.close()
+
+
+def test_figures_that_differ_and_a_timeline_are_shown_with_outlets_and_dates(news_app, browser):  # noqa: F811
+    page = _open(browser, news_app)
+    _ask(page, "How many people died in the Valdena landslide?")
+    rows = page.locator("#chat table.rag-figures tbody tr")
+    assert rows.count() == 3, page.locator("#chat").inner_text()
+    cells = [[rows.nth(i).locator("td").nth(j).inner_text() for j in (1, 2, 3)] for i in range(3)]
+    assert cells == [["23", "The Harbour Courier", "March 6, 2025"], ["19", "Northern Ledger", "March 4, 2025"],
+                     ["12", "Valley Post", "March 3, 2025"]]  # newest first, each with its outlet and date
+    assert "23" in _answers(page).last.inner_text().split("Figures differ")[0]  # the newest figure leads
+
+    _ask(page, "What was the timeline of the Valdena landslide?", n_before=1)
+    items = page.locator("#chat ol.rag-timeline").last.locator("li")
+    whens = [items.nth(i).locator(".rag-when").inner_text() for i in range(items.count())]
+    assert whens[:3] == ["March 3, 2025", "March 4, 2025", "March 6, 2025"], whens
+    outlets = [items.nth(i).locator(".rag-outlet").inner_text() for i in range(3)]
+    assert outlets == ["(Valley Post)", "(Northern Ledger)", "(The Harbour Courier)"]
+    OUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUT / "ui-news-figures-timeline.png"), full_page=True)
+    page.close()
