@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     llm_cpu_kernels: Literal["auto", "safe", "fast"] = Field(
         "auto", description="llama.cpp CPU kernels. fast = its extra buffer types (repacked weights, AMX) on; safe = off "
                             "(some Intel Xeons with AMX crash in fast mode); auto = a one-off canary per machine and "
-                            "model picks fast if it survives, else safe.")
+                            "model picks safe if fast crashes or is clearly slower, else fast.")
     allow_downloads: bool = Field(False, description="Let models be fetched from the Hugging Face hub. Off: fully offline.")
 
     # --- chunking -------------------------------------------------------------

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection
 
 from .generate import ModelSpec
@@ -116,15 +117,18 @@ def main(config_json: str) -> None:
     busy.working.set()
     try:
         model = _load(config["factory"], spec, config["allow_downloads"])
+        canary_s = None
         if config["canary"]:
             _crash_if_asked("canary", spec)
+            started = time.perf_counter()
             for _ in model.stream(CANARY, 4, 0.0):
                 pass
+            canary_s = time.perf_counter() - started
     except Exception as exc:  # noqa: BLE001 (reported to the parent, which raises it there)
         with send_lock, contextlib.suppress(OSError):
             gen.send(("error", (type(exc).__name__, str(exc))))
         return
-    info = {"kernels": spec.kernels, "system_info": model.system_info(), "pid": os.getpid()}
+    info = {"kernels": spec.kernels, "system_info": model.system_info(), "pid": os.getpid(), "canary_s": canary_s}
     busy.working.clear()
     try:
         with send_lock:

@@ -34,6 +34,14 @@ class Words:
         pass
 
 
+class SafeIsFaster(Words):
+    """Like Words, ten times faster without llama.cpp's extra buffer types (as on some CPUs)."""
+
+    def __init__(self, spec, allow_downloads: bool = False) -> None:
+        super().__init__(spec, allow_downloads)
+        self.delay = 0.02 if spec.kernels == "safe" else 0.2
+
+
 class Broken(Words):
     def __init__(self, spec, allow_downloads: bool = False) -> None:
         raise ValueError("not a GGUF file")

@@ -57,6 +57,7 @@ def test_two_node_cluster_indexes_and_answers_on_both_nodes(tmp_path) -> None:
     assert done.returncode == 0, done.stdout[-4000:]
     report = json.loads(out.read_text())
     nodes = set(report["nodes"])
+    print(f"Ray node ids: {sorted(nodes)}")  # shown with -s, or in the report of a failure
     assert len(nodes) == 2
     ingest = report["ingest"]
     assert ingest["documents"] == len(docs)

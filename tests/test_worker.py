@@ -37,6 +37,12 @@ def _gone(pid: int, within: float = 30.0) -> bool:
     return False
 
 
+def _children() -> list[int]:
+    """The worker processes this test process started and that still run."""
+    out = subprocess.run(["pgrep", "-P", str(os.getpid()), "-f", "rag.worker_main"], capture_output=True, text=True)
+    return [int(pid) for pid in out.stdout.split()]
+
+
 @pytest.fixture
 def make(request):
     made: list[WorkerLLM] = []
@@ -131,7 +137,18 @@ def test_a_canary_that_passes_is_remembered_as_fast(make):
     verdicts: list[tuple[str, str]] = []
     llm = make(canary=True, remember=lambda mode, why: verdicts.append((mode, why)))
     assert "".join(llm.stream(QUESTION, 100, 0.0)) == REPLY
-    assert verdicts == [("fast", "the canary passed")] and llm.kernels == "fast"
+    assert [mode for mode, _ in verdicts] == ["fast"] and verdicts[0][1].startswith("the canary passed")
+    assert llm.kernels == "fast"
+
+
+def test_auto_mode_keeps_the_safe_kernels_where_they_run_the_canary_faster(make):
+    verdicts: list[tuple[str, str]] = []
+    llm = make(factory="tests.fake_worker:SafeIsFaster", canary=True,
+               remember=lambda mode, why: verdicts.append((mode, why)))
+    assert "".join(llm.stream(QUESTION, 100, 0.0)) == REPLY
+    assert llm.kernels == "safe" and llm.info()["kernels"] == "safe"
+    assert [mode for mode, _ in verdicts] == ["safe"] and "faster without the extra buffer types" in verdicts[0][1]
+    assert len([p for p in _children() if p != llm.pid]) == 0  # the fast child was stopped
 
 
 def test_a_fast_kernel_fault_while_answering_switches_to_safe_in_auto_mode(make, monkeypatch):
