@@ -412,7 +412,10 @@ def test_figures_that_differ_and_a_timeline_are_shown_with_outlets_and_dates(new
                      ["12", "Valley Post", "March 3, 2025"]]  # newest first, each with its outlet and date
     assert "23" in _answers(page).last.inner_text().split("Figures differ")[0]  # the newest figure leads
 
-    _ask(page, "What was the timeline of the Valdena landslide?", n_before=1)
+    page.close()
+    page = _open(browser, news_app)  # a new conversation: the timeline question is no follow-up
+    _ask(page, "What was the timeline of the Valdena landslide?")
+    page.wait_for_selector("#chat ol.rag-timeline li", timeout=ANSWER_TIMEOUT_MS)
     items = page.locator("#chat ol.rag-timeline").last.locator("li")
     whens = [items.nth(i).locator(".rag-when").inner_text() for i in range(items.count())]
     assert whens[:3] == ["March 3, 2025", "March 4, 2025", "March 6, 2025"], whens
