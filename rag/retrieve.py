@@ -9,6 +9,7 @@ disagreeing sources are all heard.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -98,6 +99,10 @@ class Retriever:
         self.index = store  # what the engine synced: an Index (FAISS) or the store itself
         self.embedder = embedder
         self._texts: dict[str, str] = {}  # source files' text, read when chunks are merged
+        # Each article's word triples and figures, to credit wire copies: once per article, not per
+        # question (half of retrieval's time when computed per question on the bundled set).
+        self._carried = functools.lru_cache(maxsize=4096)(
+            lambda doc_id: (_shingles(text := self.article(doc_id)), figures(text)))
 
     def _merge(self, p: Passage, c: Chunk, limit: int) -> Passage | None:
         """One passage covering both, cut from the source file so its offsets stay exact;
@@ -221,16 +226,12 @@ class Retriever:
         """Credit each candidate article that carries a passage's text, wherever its own chunks
         were cut: a wire story's outlets trim different sentences, so the copy of a passage may
         straddle two of their chunks (measured by the passage's word triples found in the article)."""
-        articles: dict[str, tuple[frozenset, set[str]]] = {}
         out = []
         for p in picked:
             own, numbers = _shingles(p.text), figures(p.text)
             if len(own) >= _MIN_SHINGLES:
                 for doc_id in sorted(candidates - {p.chunk.doc_id, *p.copies}):
-                    if doc_id not in articles:
-                        text = self.article(doc_id)
-                        articles[doc_id] = _shingles(text), figures(text)
-                    carried, its_numbers = articles[doc_id]
+                    carried, its_numbers = self._carried(doc_id)
                     if numbers <= its_numbers and len(own & carried) >= WIRE_COPY * len(own):
                         p = replace(p, copies=(*p.copies, doc_id))
             out.append(p)
