@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date
 from typing import TYPE_CHECKING
 
 from .chunking import split_sentences
@@ -35,6 +35,7 @@ _DATED = re.compile(rf"\b(?:published|reported|report|article|piece|story|one)\s
                     re.IGNORECASE)
 _BOUND = re.compile(rf"\b(?P<word>before|after|since|until)\s+(?P<day>{DAY})", re.IGNORECASE)
 _LEAD = re.compile(r"^\W*(?:is|are|was|were|do|does|did|has|have|had|can|could|will|would)\s+", re.IGNORECASE)
+_SUBORDINATE = re.compile(r"(?:before|after|prior to|following|subsequent to|earlier than|later than)\b", re.I)
 _SAME = re.compile(r"\b(consistent|same|unchanged|agree|align|similar|remain(?:ed|s)?)\b", re.IGNORECASE)
 _DIFFERENT = re.compile(r"\b(chang\w*|inconsisten\w*|differ\w*|dissimilar|contradict\w*|revis\w*)\b", re.IGNORECASE)
 SYSTEM = "You check whether a news passage supports a statement. Answer with one word: Yes or No."
@@ -94,15 +95,22 @@ def parts(question: str, sources: list[str], today: date | None) -> list[Part]:
         for m in _BOUND.finditer(clause) if today and not day else ():
             bound = day_of(m["day"], today)
             if bound and m["word"].lower() in ("after", "since"):
-                since = bound + timedelta(days=m["word"].lower() == "after")
+                since = bound
             elif bound:
-                until = bound - timedelta(days=m["word"].lower() == "before")
+                until = bound
         out.append(Part(clause, names, since, until))
     outlets = {p.outlets for p in out if p.outlets}
     if len(outlets) == 1 and any(p.since or p.until for p in out):
         only = outlets.pop()
         out = [replace(p, outlets=only) for p in out if p.since or p.until or p.outlets is None]
+    if len(out) == 1 and out[0].outlets and asks_agreement(question):
+        out = [out[0], out[0]]  # "has X's account remained consistent": two of its reports, compared
     return out
+
+
+def asks_agreement(question: str) -> bool:
+    """Whether the question asks if reports agree or differ ("remained consistent", "changed")."""
+    return bool(_SAME.search(question) or _DIFFERENT.search(question))
 
 
 def _evidence(engine: Engine, d: Draft, part: Part, taken: set[str]) -> Passage | None:
@@ -110,10 +118,17 @@ def _evidence(engine: Engine, d: Draft, part: Part, taken: set[str]) -> Passage 
     s = engine.settings
     where = replace(d.where, sources=part.outlets or d.where.sources,
                     since=part.since or d.where.since, until=part.until or d.where.until)
-    found = engine.retriever.search([part.clause, d.standalone], 1 + len(taken), s.candidates, 1,
+    found = engine.retriever.search([part.clause, d.standalone], 8 + 2 * len(taken), s.candidates, 2,
                                     where, s.lexical_weight)
     fresh = [p for p in found if p.chunk.doc_id not in taken and p.similarity >= s.min_relevance]
-    return fresh[0] if fresh else None
+    if not fresh:
+        return None
+    best = fresh[0]  # the best article; its body rather than its headline alone, which states nothing to compare
+    return next((p for p in fresh if p.chunk.doc_id == best.chunk.doc_id and not _headline_only(p)), best)
+
+
+def _headline_only(p: Passage) -> bool:
+    return " ".join(p.text.split()) == " ".join((p.meta.title or "").split())
 
 
 def _sentence(part: Part, p: Passage) -> str:
@@ -144,14 +159,18 @@ def _agree(engine: Engine, question: str, a: Passage, b: Passage) -> bool:
 
 
 def verdict(engine: Engine, d: Draft, found: list[tuple[Part, Passage]]) -> bool:
-    """Yes or no, from the parts: an order in time from the articles' dates; "did it change /
-    stay the same" from whether the reports agree; otherwise every part's claim must hold."""
+    """Yes or no, from the parts: "did it change / stay the same" from whether the reports
+    agree; an order in time from the articles' dates (and the main clause's claim); otherwise
+    every part's claim must hold."""
     dates = [p.meta.published for _, p in found]
-    if d.intent.order and len(found) >= 2 and all(dates[:2]):  # the articles' dates decide, not the model
-        return dates[0] < dates[1] if d.intent.order == "before" else dates[0] > dates[1]  # type: ignore[operator]
-    if len(found) >= 2 and (_SAME.search(d.standalone) or _DIFFERENT.search(d.standalone)):
+    if len(found) >= 2 and asks_agreement(d.standalone):
         agree = _agree(engine, d.standalone, found[0][1], found[1][1])
         return agree if _SAME.search(d.standalone) else not agree
+    if d.intent.order and len(found) >= 2 and all(dates[:2]):  # the articles' dates decide, not the model
+        in_order = dates[0] < dates[1] if d.intent.order == "before" else dates[0] > dates[1]  # type: ignore[operator]
+        # "Was X reported as worse by A after B reported Y?": A's claim must hold too; the clause
+        # after "before"/"after" only dates the other report
+        return in_order and all(_supported(engine, part, p) for part, p in found if not _SUBORDINATE.match(part.clause))
     return all(_supported(engine, part, p) for part, p in found)
 
 

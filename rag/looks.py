@@ -144,9 +144,10 @@ _CITED_SPAN = re.compile(r"([^\[\]]+?)\s*\[(\d+)\]")
 
 
 def whole_sentences(raw: str, shown: list[Passage]) -> str:
-    """The quote look often copies a fragment ("Tomahawk missiles [1]"): show the whole
-    sentence of the cited passage it came from, which answers in context and is a
-    verbatim quote. Anything not found in its passage is left for the verifier."""
+    """The quote look often copies a fragment ("Tomahawk missiles [1]"), or frames a sentence
+    ("The sentence that best answers the question is: "…" [1]"): show the whole sentence of
+    the cited passage it came from, which answers in context and is a verbatim quote.
+    Anything not found in its passage is left for the verifier."""
     out: list[str] = []
     for m in _CITED_SPAN.finditer(raw):
         fragment, n = " ".join(m.group(1).split()).strip(" .,;:").lower(), int(m.group(2))
@@ -154,7 +155,9 @@ def whole_sentences(raw: str, shown: list[Passage]) -> str:
         if fragment and 1 <= n <= len(shown):
             text = shown[n - 1].text
             sentences = [" ".join(text[a:b].split()) for a, b in split_sentences(text)]
-            quote = next((f"{s.rstrip('.')} [{n}]." for s in sentences if fragment in s.lower()), quote)
+            holds = [s for s in sentences if fragment in s.lower()]  # the fragment is part of a sentence
+            within = [s for s in sentences if len(s) > 20 and s.strip(" .,;:").lower() in fragment]  # or framed
+            quote = next((f"{s.rstrip('.')} [{n}]." for s in holds or within), quote)
         if quote not in out:
             out.append(quote)
     return " ".join(out) or raw

@@ -20,7 +20,8 @@ from .verify.question import ASKS_QUANTITY
 from .verify.rules import register
 
 register("sharpen_dates", """Asked "when", an answer gives the date as exactly as its cited passages: "released in 2017"
-    becomes "released on December 1, 2017" when they give exactly one fuller date in that year.""")
+    becomes "released on December 1, 2017" when they give exactly one fuller date in that year; else a shown
+    passage whose sentence holds all the question's content words lends (and cites) its date.""")
 register("figures_by_source", """When the passages shown for a "how many" question give different figures, each is
     listed with its outlet and date and cited (unless the question asks for one source's figure).""")
 register("newest_figure", """When the figures shown differ by date and the answer gave only an older article's, the answer
@@ -57,24 +58,43 @@ _DATES = re.compile(r"\b(" + _MONTH_NAMES + r")\.?\s+(?:(\d{1,2}),?\s+)?((?:19|2
                     r"\b(\d{1,2})\s+(" + _MONTH_NAMES + r")\.?,?\s+((?:19|20)\d\d)\b")
 
 
-def _said_dates(passages: list[Passage]) -> set[tuple[str, int | None, str]]:
-    """(month, day or None, year) of every date the passages write with at least a month."""
+def _said_dates(texts: list[Passage] | list[str]) -> set[tuple[str, int | None, str]]:
+    """(month, day or None, year) of every date the passages (or sentences) write with at least a month."""
     out = set()
-    for p in passages:
-        for m in _DATES.finditer(p.text):
+    for t in texts:
+        for m in _DATES.finditer(t if isinstance(t, str) else t.text):
             month, day, year = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (m.group(5), m.group(4), m.group(6))
             out.add((_MONTHS_FULL[month[:3].lower()], int(day) if day else None, year))
     return out
 
 
-def sharpen_dates(question: str, text: str, cited: list[Passage]) -> str:
+def sharpen_dates(question: str, text: str, cited: list[Passage], shown: list[Passage] = ()) -> tuple[str, Passage | None]:
     """Asked "when", an answer gives the date as exactly as its sources: "released in 2017 [1]"
     becomes "released on December 1, 2017 [1]" when the cited passages give exactly one more
-    exact date in that year (and month, if the answer named one)."""
+    exact date in that year (and month, if the answer named one). Failing that, a passage shown
+    but not cited lends its date when one of its sentences holds every content word of the
+    question ("OpenAI Inc was founded in December 2015"): the text then cites it, and that
+    passage is returned so that it joins the citations."""
     if not _ASKS_DATE.search(question):
-        return text
-    said = _said_dates(cited)
+        return text, None
+    sharper = _sharpen(text, _said_dates(cited), "")
+    if sharper != text:
+        return sharper, None
+    wanted = content_terms(question)
+    for p in shown:
+        if p in cited:
+            continue
+        alike = [p.text[a:b] for a, b in split_sentences(p.text) if wanted <= content_terms(p.text[a:b])]
+        sharper = _sharpen(text, _said_dates(alike), CITE_HERE)
+        if sharper != text:
+            return sharper, p
+    return text, None
 
+
+CITE_HERE = "\x00"  # where the marker of a lending passage goes
+
+
+def _sharpen(text: str, said: set[tuple[str, int | None, str]], cite: str) -> str:
     def sharper(m: re.Match[str]) -> str:
         month = _MONTHS_FULL[m.group(1)[:3].lower()] if m.group(1) else None
         if re.match(r"\s*\d", text[m.end():m.end() + 3]) or re.search(r"\d\s*,?\s*$", text[:m.start()]):
@@ -85,7 +105,7 @@ def sharpen_dates(question: str, text: str, cited: list[Passage]) -> str:
         if len(best) != 1:
             return m.group()
         mo, d = best.pop()
-        return f"on {mo} {d}, {m.group(2)}" if d else f"in {mo} {m.group(2)}"
+        return (f"on {mo} {d}, {m.group(2)}" if d else f"in {mo} {m.group(2)}") + cite
 
     return _BARE_YEAR.sub(sharper, text)
 

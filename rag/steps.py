@@ -22,7 +22,7 @@ from .intent import read as intent_of
 from .index import Index
 from .retrieve import Filter, Passage
 from .verify import is_decline, verify
-from .verify.question import ASKS_QUANTITY, cites_named_outlet, fits_question, names_the_topic
+from .verify.question import ASKS_QUANTITY, cites_named_outlet, fits_question, holds_role, names_the_topic
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -186,15 +186,17 @@ def citation(marker: int, p: Passage, index: Index | None = None) -> Citation:
 
 def check(engine: Engine, d: Draft) -> None:
     """The answer must be of the kind asked for (a quantity for "how many" …), be about what the
-    question names and, asked what an outlet reported, cite that outlet; or it declines."""
+    question names (and the role it asks for) and, asked what an outlet reported, cite that
+    outlet; or it declines."""
     off = engine.settings.rules_off
     if d.declined:
         return
     kind = "kind_of_answer" in off or fits_question(d.standalone, d.text)
     outlets = "named_outlets" in off or cites_named_outlet(d.intent, [c.source for c in d.citations])
-    topic = "question_names" in off or names_the_topic(
-        d.standalone, d.intent, [engine.retriever.article(c.doc_id) + " " + c.title for c in d.citations])
-    if not (kind and outlets and topic):
+    articles = [engine.retriever.article(c.doc_id) + " " + c.title for c in d.citations]
+    topic = "question_names" in off or names_the_topic(d.standalone, d.intent, articles)
+    role = "question_role" in off or holds_role(d.standalone, articles)
+    if not (kind and outlets and topic and role):
         d.text, d.citations, d.declined = prompt.DECLINE, [], True
 
 
@@ -217,7 +219,9 @@ def annotate(engine: Engine, d: Draft) -> None:
     shown = d.shown or d.passages
     cited = [p for p in shown if (p.chunk.doc_id, p.chunk.start) in markers]
     if "sharpen_dates" not in off:
-        d.text = news.sharpen_dates(d.standalone, d.text, cited)
+        d.text, lender = news.sharpen_dates(d.standalone, d.text, cited, shown)
+        if lender is not None:
+            d.text = d.text.replace(news.CITE_HERE, f" [{marker(lender)}]")
     stated = news.differing_figures(d.standalone, d.text, shown) if "figures_by_source" not in off else []
     if stated:
         numbers = {s.passage.chunk.chunk_id: marker(s.passage) for s in stated}

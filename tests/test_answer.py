@@ -153,6 +153,16 @@ def test_second_look_shows_the_whole_sentence_a_fragment_came_from(settings, fak
     assert "160,000" in answer.citations[0].text
 
 
+def test_second_look_shows_the_sentence_a_framed_reply_quotes_without_the_framing(settings, fake_embedder):
+    sentence = ("The Secretary of Ukraine's National Security Council Oleksandr Lytvynenko told parliament that the "
+                "army planned to recruit another 160,000 people.")
+    llm = FakeLLM(["The articles don't say.",
+                   cite_passage_with("160,000", f'The sentence that best answers the question is: "{sentence}" Passage:')])
+    engine = Engine(settings.model_copy(update={"second_look": 0.1}), llm=llm, embedder=fake_embedder)
+    answer = engine.ask("How many people does the army plan to recruit, Lytvynenko told parliament?")
+    assert strip_markers(answer.text) == sentence
+
+
 def test_second_look_rereads_the_passages_in_reverse_order_when_the_quote_fails_too(settings, fake_embedder):
     llm = FakeLLM(["The articles don't say.", "Nothing to copy.",
                    cite_passage_with("160,000", "Lytvynenko told parliament that the army planned to recruit another {} people")])
@@ -210,6 +220,9 @@ def test_how_many_question_needs_a_quantity_in_the_answer(settings, fake_embedde
     ("which city hosted the olympic games?", "Hosting the Olympic Games is an enormous commitment [1].", False),
     ("which city hosted the olympic games?", "Beijing hosted the games [1].", True),
     ("Which year was the film released?", "It was released in 2017 [1].", True),  # a date, not a name
+    ("Who is the award winner in 2019?", "The winner will be announced on December 12, 2019 at the Awards Show [1].",
+     False),  # a preview says who is not yet known
+    ("Who won the award?", "Ann Lee won the award and was crowned at the Awards Show [1].", True),
 ])
 def test_an_answer_must_be_of_the_kind_asked_for(question, text, fits):
     from rag.verify.question import fits_question

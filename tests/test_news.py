@@ -192,3 +192,28 @@ def test_without_the_rule_the_model_figure_stays_the_lead(news, fake_embedder):
     settings = news.model_copy(update={"rules_off": frozenset({"newest_figure"})})
     answer = engine(settings, fake_embedder, cite("19")).ask(TOLL, k=9, doc_ids=landslide)
     assert answer.text.startswith("The landslide killed 19 people")
+
+
+def test_the_main_clause_of_a_question_about_order_must_hold_as_well_as_the_order(news, fake_embedder):
+    e = engine(news, fake_embedder, "No")  # the Valley Post's passage does not support its part
+    answer = e.ask("Did the Valley Post report the landslide deaths before The Harbour Courier reported the final toll?")
+    assert answer.text.startswith("No.") and len(e.llm.calls) == 1  # the clause after "before" only dates a report
+
+
+@pytest.mark.parametrize("reply, expected", [("Yes", "Yes."), ("No", "No.")])
+def test_whether_one_outlet_stayed_consistent_compares_two_of_its_articles(news, fake_embedder, reply, expected):
+    e = engine(news, fake_embedder, reply)
+    answer = e.ask("Has the Northern Ledger's reporting remained consistent after March 2, 2025?")
+    assert answer.text.startswith(expected)
+    assert [c.source for c in answer.citations] == ["Northern Ledger", "Northern Ledger"]
+    assert len({c.doc_id for c in answer.citations}) == 2  # two of its articles, both from March 2 on
+    assert "Passage A" in e.llm.calls[0][-1]["content"] and "Passage B" in e.llm.calls[0][-1]["content"]
+
+
+def test_a_question_relating_reports_includes_the_days_it_names():
+    from rag.compare import parts
+
+    question = ("Has the approach of sportsbooks to odds, as reported by Sporting News after October 4, 2023, "
+                "and before November 1, 2023, remained consistent?")
+    found = parts(question, ["Sporting News"], date(2023, 12, 31))
+    assert [(p.since, p.until) for p in found] == [(date(2023, 10, 4), date(2023, 11, 1))] * 2

@@ -300,3 +300,25 @@ def test_a_list_entry_of_another_year_is_no_answer_for_the_year_asked():
     question = "Who won the women's singles U.S. Open in 2019?"
     assert not _checked("Naomi Osaka won the US Open in 2019 [1].", passage, question)
     assert _checked("Bianca Andreescu won the US Open in 2019 [1].", passage, question)
+
+
+def test_digits_written_on_to_letters_are_a_name_not_a_number():
+    passage = "Tesla's third-quarter earnings for 2019 saw the electric car maker post $6.3 billion in revenue."
+    question = "What was Tesla's revenue in Q3 2019?"
+    assert quantities("Q3 2019 revenue of $6.3 billion, a G7 summit") == {"2019", "6.3billion"}
+    article = "Tesla Q3 2019 update. " + passage
+    assert holds(passage, "Tesla's revenue in Q3 2019 was $6.3 billion [1].", question, article)
+    assert not holds(passage, "Tesla's revenue in Q3 2019 was $6.4 billion [1].", question, article)
+
+
+def test_the_role_a_question_asks_about_must_be_named_in_a_cited_article():
+    from rag.verify.question import holds_role
+
+    question = "Who was the runner-up of the 2010 World Cup?"
+    assert not holds_role(question, ["World Cup 2010 winner - Spain. World Cup 2014 winner - Germany."])
+    assert holds_role(question, ["The Netherlands finished runner-up, beaten 1-0 in extra time."])
+    assert holds_role("Who is the new CEO of Fidelity?", ["Fidelity CEO Abigail Johnson said"])
+    assert holds_role('Who is the director of "Pretty Woman"?', ["Director Garry Marshall's beloved movie"])
+    # no role asked for: an action, or a number of people
+    assert holds_role("Who was named the 2021 National Teacher of the Year?", ["Juliana Urtubey was chosen."])
+    assert holds_role("Who are the two of them due to meet?", ["Blinken will meet Yermak."])

@@ -8,17 +8,19 @@ import re
 from collections.abc import Sequence
 
 from ..intent import Intent
-from ..text import DATE, NUMBER_WORDS, WORD, content_terms, same_word, strip_markers
+from ..text import DATE, NUMBER_WORDS, WORD, content_terms, same_word, stopwords, strip_markers
 from .rules import new_names, register
 
 register("kind_of_answer", """An answer must be of the kind asked for: "how many" needs a quantity (in digits or
     words), "how much … cost/pay" an amount with a currency ("10 per cent" is no dollar value), "when" a
-    date or time, "who" or "which …" a name the question did not already use.""")
+    date or time, "who" or "which …" a name the question did not already use (and not "will be announced").""")
 register("named_outlets", """Asked what an outlet reported ("according to TechCrunch"), an answer must cite a passage
     from that outlet (or from one of the outlets named); another outlet's passage does not answer it.""")
 register("question_names", """An answer is about what the question names: at least one of the question's own names
     (outlets aside) is in a cited article. Asked about Shreyanka Patil's last match, a passage on
     an Inter Miami game does not answer, whatever it says.""")
+register("question_role", """Asked "who is the <role> of …" (the runner-up, the director, the new CEO), a cited article
+    must name that role: a passage naming the 2010 World Cup's winner does not say who was its runner-up.""")
 register("quote_on_question", """A sentence the second look copied counts only if the passages it cites are about
     the question: most of the question's content words occur there.""")
 
@@ -51,19 +53,45 @@ _ASKS_NAME = re.compile(_LEAD + r"(?:who|whom|whose|which)\b(?! (?:of (?:the|the
                         re.IGNORECASE)
 
 
+# "The winner will be announced on December 12": a preview says who is not yet known.
+_PENDING = re.compile(r"\b(?:(?:will|would|is|are|was|were)\s+(?:(?:set|due|expected|scheduled|going)\s+to\s+)?be|"
+                      r"(?:has|have|had)\s+(?:not\s+(?:yet\s+)?|yet\s+to\s+)been|yet\s+to\s+be)\s+"
+                      r"(?:announced|named|revealed|decided|determined|chosen|selected|unveiled|crowned)\b", re.IGNORECASE)
+
+
 def fits_question(question: str, text: str) -> bool:
     """A "how many" question is not answered by a sentence without any quantity, nor a
     question about money by one without a currency, nor "when" by one without a date or
-    time, nor "who" or "which …" by one that names nobody the question did not."""
+    time, nor "who" or "which …" by one that names nobody the question did not, or that says
+    who it is will be announced."""
     said = strip_markers(text)
     if _ASKS_MONEY.search(question) and not _HAS_MONEY.search(said):
         return False
     if _ASKS_WHEN.search(question) and not (DATE.search(said) or _HAS_TIME.search(said)):
         return False
     premise = frozenset(w.lower() for w in WORD.findall(question))
-    if _ASKS_NAME.search(question) and not new_names(said, premise):
+    if _ASKS_NAME.search(question) and (not new_names(said, premise) or _PENDING.search(said)):
         return False
     return not ASKS_QUANTITY.search(question) or bool(_HAS_QUANTITY.search(said))
+
+
+# "Who was the runner-up of …", "Who is Ukraine's ambassador to …": a role in at most three words.
+_ASKS_ROLE = re.compile(_LEAD + r"who\s+(?:is|was|are|were|will be|has been)\s+(?:(?:the|a|an)\s+)?"
+                        r"((?:[\w'’\-]+\s+){0,2}?[\w'’\-]+)\s+(?:of|in|for|at|on|to|from)\b", re.IGNORECASE)
+
+
+def holds_role(question: str, cited_articles: Sequence[str]) -> bool:
+    """Whether a cited article names the role the question asks about (its last word,
+    "runner-up" of "the runner-up"; "CEO" of "the new CEO"); a question asking for no
+    role, or for an action ("Who was named …"), passes."""
+    m = _ASKS_ROLE.search(question)
+    words = m.group(1).lower().split() if m else []
+    if not words or any(w.endswith(("ed", "ing")) or w in ("who", "that", "which") for w in words):
+        return True
+    role = words[-1].strip("'’-")
+    if role in stopwords() or re.fullmatch(rf"{NUMBER_WORDS}|\d+", role):
+        return True
+    return any(same_word(role, w) for text in cited_articles for w in WORD.findall(text))
 
 
 def on_question(question: str, previous: str | None, cited: Sequence[str], share: float = 0.6) -> bool:
@@ -89,8 +117,9 @@ def names_the_topic(question: str, intent: Intent, cited_articles: Sequence[str]
     from .rules import names
 
     outlets = {w.lower() for group in intent.outlets for o in group for w in WORD.findall(o)}
-    body = re.sub(r"^\W*\w+", "", question)  # a question's first word is capitalised as a word, not a name
-    asked = {n for n in names(body) if n not in outlets and not _MONTH.fullmatch(n)}
+    # a question's first word, and a quotation's, is capitalised as a word, not a name
+    body = re.sub(r"(?:^\W*|(?:^|(?<=\s))[\"'‘“])\w+", "", question)
+    asked = {n for n in names(body) if not any(same_word(n, o) for o in outlets) and not _MONTH.fullmatch(n)}
     if not asked:
         return True
     words = {w.lower() for text in cited_articles for w in WORD.findall(text) if w[0].isupper()}

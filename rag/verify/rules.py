@@ -63,8 +63,9 @@ def supports(claim: str, evidence: Evidence, off: frozenset[str] = frozenset()) 
 
 # --- numbers ---------------------------------------------------------------------------------
 
-# A number with its scale: "$10 billion" is not supported by "10 per cent".
-_QUANTITY = re.compile(r"(\d+(?:[.,]\d+)*)\s*(%|(?:per ?cent|percent|mn|million|bn|billion|trillion)\b)?",
+# A number with its scale: "$10 billion" is not supported by "10 per cent". Digits written on
+# to letters ("Q3", "G7", "A380") are part of a name, which the names rule checks.
+_QUANTITY = re.compile(r"(?<![^\W\d_])(\d+(?:[.,]\d+)*)\s*(%|(?:per ?cent|percent|mn|million|bn|billion|trillion)\b)?",
                        re.IGNORECASE)
 _SCALE = {"per cent": "%", "percent": "%", "mn": "million", "bn": "billion"}
 _VAGUE_NUMBER = (r"(?:several|a few|a couple(?: of)?)\s+(?:dozen|hundred|thousand|million)|"
