@@ -8,6 +8,7 @@ after another until one answers.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -155,12 +156,28 @@ def gate(engine: Engine, d: Draft) -> bool:
 def generate(engine: Engine, d: Draft, messages: list[dict[str, str]], stream: bool) -> Iterator[Delta]:
     """The model's reply, as ``Delta`` events if ``stream``; returns the whole reply."""
     pieces: list[str] = []
-    for piece in engine.llm.stream(messages, engine.settings.max_tokens, d.temperature):
+    replies = engine.llm.stream(messages, engine.settings.max_tokens, d.temperature)
+    for piece in replies:
         d.first_token_s = d.first_token_s or time.perf_counter() - d.started
         pieces.append(piece)
         if stream:
             yield Delta(piece)
+        if _SENTENCE_END.search(piece) and (repeated := repetition("".join(pieces))):
+            replies.close()  # a small model's loop ("Germany was … Germany was …"): stop paying for it
+            return repeated
     return "".join(pieces)
+
+
+_SENTENCE_END = re.compile(r"[.!?]\W*$")
+
+
+def repetition(text: str) -> str | None:
+    """A reply that has just said one of its sentences (of some length) a second time, cut
+    before the repeat; None if it has not."""
+    starts = [0] + [m.end() for m in re.finditer(r"(?<=[.!?])\s+", text.rstrip())]
+    last = " ".join(text[starts[-1]:].split())
+    before = {" ".join(text[a:b].split()) for a, b in zip(starts, starts[1:])}
+    return text[:starts[-1]].rstrip() if len(last) >= 20 and last in before else None
 
 
 def verify_reply(engine: Engine, d: Draft, raw: str, shown: list[Passage]) -> Result:

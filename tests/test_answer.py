@@ -153,6 +153,17 @@ def test_second_look_shows_the_whole_sentence_a_fragment_came_from(settings, fak
     assert "160,000" in answer.citations[0].text
 
 
+def test_a_reply_that_loops_is_stopped_at_its_first_repeat(settings, fake_embedder):
+    said = []
+    llm = FakeLLM([lambda messages: " ".join([cite_passage_with("10,000")(messages)] * 50)])
+    stream = llm.stream
+    llm.stream = lambda *a: (said.append(w) or w for w in stream(*a))
+    question = "How many North Korean troops are in Russia according to the Pentagon?"
+    answer = Engine(settings, llm=llm, embedder=fake_embedder).ask(question)
+    assert strip_markers(answer.text).count("10,000") == 1, answer.text
+    assert "".join(said).count("10,000") == 2  # the model was stopped at the first repeat, not left to finish
+
+
 def test_second_look_shows_the_sentence_a_framed_reply_quotes_without_the_framing(settings, fake_embedder):
     sentence = ("The Secretary of Ukraine's National Security Council Oleksandr Lytvynenko told parliament that the "
                 "army planned to recruit another 160,000 people.")
@@ -217,6 +228,7 @@ def test_how_many_question_needs_a_quantity_in_the_answer(settings, fake_embedde
     ("When did the talks start?", "They started on Tuesday [1].", True),
     ("In what year did the war end?", "It ended in 1945 [1].", True),
     ("Who acquired the studio?", ", after a spinoff of certain businesses, for $52.4 billion in stock [1].", False),
+    ("Who acquired the studio?", "This deal was announced on December 14, 2017 [1].", False),
     ("which city hosted the olympic games?", "Hosting the Olympic Games is an enormous commitment [1].", False),
     ("which city hosted the olympic games?", "Beijing hosted the games [1].", True),
     ("Which year was the film released?", "It was released in 2017 [1].", True),  # a date, not a name
