@@ -12,8 +12,9 @@ from .config import Settings
 
 def worker_rows(settings: Settings, quick: bool) -> list[Row]:
     """The LLM in its worker process (ours) against the same model loaded in this process
-    (baseline: how it ran before), the same questions asked of each in turn; then llama.cpp's
-    safe CPU kernels (ours) against its fast ones (baseline), both in this process."""
+    (baseline: how it ran before), the same questions asked of each in turn, each first half the
+    time; then llama.cpp's safe CPU kernels (ours) against its fast ones (baseline), both in
+    this process."""
     from .engine import Engine, get_engine
     from .evaluate import load_items
     from .generate import LocalLLM
@@ -27,8 +28,9 @@ def worker_rows(settings: Settings, quick: bool) -> list[Row]:
         questions = [i.question for i in load_items() if not i.history][: 2 if quick else 20]
         seconds: dict[str, list[float]] = {"local": [], "worker": []}
         ttft: dict[str, list[float]] = {"local": [], "worker": []}
-        for question in questions:
-            for name, engine in (("local", in_process), ("worker", worker)):
+        pair = [("local", in_process), ("worker", worker)]
+        for n, question in enumerate(questions):
+            for name, engine in pair if n % 2 == 0 else pair[::-1]:  # each goes first half the time
                 timings = engine.ask(question).timings
                 seconds[name].append(timings.total_s)
                 if timings.first_token_s is not None:

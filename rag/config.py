@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     n_threads: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1, description="CPU threads for the LLM.")
     max_tokens: int = Field(300, ge=16, le=4096, description="Longest answer, in tokens.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 gives the same answer to the same question.")
-    second_look: float = Field(0.4, ge=0.0, le=1.0, description="When the model declines but a passage is at least this similar to the question, ask it to quote the answer, and if that fails too, to answer again with the passages in reverse order (0 = never). On by default: the small model declines some answers it has in front of it.")
+    second_look: float = Field(0.4, ge=0.0, le=1.0, description="When the model declines but a passage is at least this similar to the question, ask it to quote the answer (0 = never). On by default: the small model declines some answers it has in front of it.")
     rules_off: Annotated[frozenset[str], NoDecode] = Field(
         frozenset(), description="Verification rules to switch off, comma-separated (for ablations: "
                                  "`rag eval --without NAME`; the names are in rag.verify.RULES).")
@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     @field_validator("rules_off", mode="before")
     @classmethod
     def _known_rules(cls, value: object) -> frozenset[str]:
-        from . import news  # noqa: F401 (its answer rules register themselves beside the verifier's)
+        from . import looks, news  # noqa: F401 (their rules register themselves beside the verifier's)
         from .verify import RULES
 
         names = frozenset(n.strip() for n in value.split(",") if n.strip()) if isinstance(value, str) \

@@ -2,13 +2,12 @@
 
 The first look asks for an answer and streams it. A small model declines some
 answers it has in front of it, so when it declines although a passage is on topic
-(similarity ≥ ``second_look``), later looks try again: copy the sentence that
-answers (``quote``), then read the passages in reverse order (``reversed``: a 1.5B
-model reads the first passage hardest, and a near miss there can make it decline an
-answer that sits in another). An answer that fails the checks of a whole answer
-(``steps.check``: the kind asked for, the outlet named, the question's names) counts
-as a decline, so the next look runs too. A later look counts only if its answer
-passes the checks of a first answer and its own.
+(similarity ≥ ``second_look``), a second look asks it to copy the sentence that
+answers (``quote``). An answer that fails the checks of a whole answer (``steps.check``:
+the kind asked for, the outlet named, the question's names) counts as a decline, so
+the second look runs too; it counts only if its answer passes the checks of a first
+answer and its own. (A third look, reading the passages in reverse order, was measured
+and removed: docs/experiments.md, 2026-12-03.)
 """
 
 from __future__ import annotations
@@ -23,10 +22,15 @@ from .answer import Delta
 from .chunking import split_sentences
 from .retrieve import Passage
 from .verify.question import fits_question, on_question
+from .verify.rules import register
 
 if TYPE_CHECKING:
     from .engine import Engine
     from .steps import Draft, Result
+
+
+register("quote_look", """After a decline with an on-topic passage, the model is asked to copy the sentence that
+    answers; the whole sentence is shown, cited.""")
 
 
 @dataclass(frozen=True)
@@ -77,14 +81,6 @@ class _Quote(Look):
             on_question(d.standalone, previous, [c.text for c in result.citations])
 
 
-class _Reversed(Look):
-    def applies(self, engine: Engine, d: Draft) -> bool:
-        return len(d.shown) > 1  # one passage reads the same either way
-
-    def passages(self, d: Draft) -> list[Passage]:
-        return d.shown[::-1]  # those that fitted the first prompt, so reversing keeps the best
-
-
 class _Timeline(Look):
     """"Timeline of …", "how did … change": one dated, cited event per article, in date order,
     from the passages themselves (no model call: the order is the dates')."""
@@ -127,7 +123,6 @@ ANSWER = Look("answer", "Reading the passages…")
 COMPARE = _Compare("compare", "Checking each report the question names…")
 TIMELINE = _Timeline("timeline", "Putting the reports in date order…")
 QUOTE = _Quote("quote", "Checking the passages again…")
-REVERSED = _Reversed("reversed", "Checking the passages once more…")
 
 
 def looks_for(engine: Engine, d: Draft) -> list[Look]:
@@ -136,8 +131,9 @@ def looks_for(engine: Engine, d: Draft) -> list[Look]:
         return [TIMELINE]
     if COMPARE.applies(engine, d):
         return [COMPARE]
-    retry = engine.settings.second_look
-    return [ANSWER, *([QUOTE, REVERSED] if retry and d.best_similarity >= retry else [])]
+    s = engine.settings
+    retry = s.second_look and d.best_similarity >= s.second_look and "quote_look" not in s.rules_off
+    return [ANSWER, *([QUOTE] if retry else [])]
 
 
 _CITED_SPAN = re.compile(r"([^\[\]]+?)\s*\[(\d+)\]")

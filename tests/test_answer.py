@@ -174,29 +174,11 @@ def test_second_look_shows_the_sentence_a_framed_reply_quotes_without_the_framin
     assert strip_markers(answer.text) == sentence
 
 
-def test_second_look_rereads_the_passages_in_reverse_order_when_the_quote_fails_too(settings, fake_embedder):
-    llm = FakeLLM(["The articles don't say.", "Nothing to copy.",
-                   cite_passage_with("160,000", "Lytvynenko told parliament that the army planned to recruit another {} people")])
-    engine = Engine(settings.model_copy(update={"second_look": 0.1}), llm=llm, embedder=fake_embedder)
-    answer = engine.ask("How many people does the army plan to recruit, Lytvynenko told parliament?")
-    headers = [re.findall(r"^\[\d+\] (.{40})", call[-1]["content"], re.M) for call in llm.calls]
-    assert len(llm.calls) == 3 and headers[2] == headers[0][::-1]  # same passages, last first
-    assert not answer.declined and "160,000" in answer.citations[0].text
-    assert answer.citations[0].text == answer.passages[0].text  # markers follow the reversed numbering
-
-
 def test_a_question_the_passages_do_not_answer_is_declined_after_every_look(settings, fake_embedder):
-    llm = FakeLLM(["The articles don't say.", "The articles don't say.", "The articles don't say."])
-    engine = Engine(settings.model_copy(update={"second_look": 0.1}), llm=llm, embedder=fake_embedder)
-    answer = engine.ask("How many people does the army plan to recruit, Lytvynenko told parliament?")
-    assert len(llm.calls) == 3 and answer.declined and answer.citations == []
-
-
-def test_a_single_passage_is_not_read_again_in_reverse(settings, fake_embedder):
     llm = FakeLLM(["The articles don't say.", "The articles don't say.", "never used"])
     engine = Engine(settings.model_copy(update={"second_look": 0.1}), llm=llm, embedder=fake_embedder)
-    answer = engine.ask("How many people does the army plan to recruit, Lytvynenko told parliament?", k=1)
-    assert len(llm.calls) == 2 and answer.declined
+    answer = engine.ask("How many people does the army plan to recruit, Lytvynenko told parliament?")
+    assert len(llm.calls) == 2 and answer.declined and answer.citations == []
 
 
 def test_second_look_is_not_taken_when_switched_off(settings, fake_embedder):
