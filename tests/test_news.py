@@ -217,3 +217,25 @@ def test_a_question_relating_reports_includes_the_days_it_names():
                 "and before November 1, 2023, remained consistent?")
     found = parts(question, ["Sporting News"], date(2023, 12, 31))
     assert [(p.since, p.until) for p in found] == [(date(2023, 10, 4), date(2023, 11, 1))] * 2
+
+
+def _passage(doc_id: str, text: str):
+    from rag.chunking import Chunk
+    from rag.retrieve import Passage
+
+    return Passage(Chunk(doc_id, 0, 0, len(text), text), doc_id, Path(f"{doc_id}.txt"), 1.0, 1.0)
+
+
+def test_a_when_answer_takes_the_exact_date_its_passages_give():
+    from rag.news import CITE_HERE, sharpen_dates
+
+    cited = _passage("a", "OpenAI was founded in 2015 by a group of researchers.")
+    exact = _passage("b", "OpenAI Inc was founded in December 2015 by Elon Musk and Sam Altman.")
+    other = _passage("c", "OpenAI released a chatbot in November 2022.")
+    question, text = "When was OpenAI founded?", "OpenAI was founded in 2015 [1]."
+    assert sharpen_dates(question, text, [cited, exact]) == ("OpenAI was founded in December 2015 [1].", None)
+    sharper, lender = sharpen_dates(question, text, [cited], [cited, other, exact])
+    assert lender is exact and sharper == f"OpenAI was founded in December 2015{CITE_HERE} [1]."
+    # a shown passage about something else, or a question not asking "when", lends nothing
+    assert sharpen_dates(question, text, [cited], [cited, other]) == (text, None)
+    assert sharpen_dates("Who founded OpenAI?", text, [cited], [exact]) == (text, None)
