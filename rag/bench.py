@@ -254,12 +254,13 @@ def _llm_rows(base: Settings, settings: Settings) -> list[Row]:
 
 def _eval_rows(base: Settings, settings: Settings, limit: int | None) -> list[Row]:
     b, o = _e2e(base, limit), _e2e(settings, limit)
+    declined = [Row("eval: unanswerable declined", "share", b["unanswerable_declined"], o["unanswerable_declined"])]
     return [Row("answer latency p50 (eval questions)", "s", b["p50"], o["p50"]),
             Row("answer latency p95 (eval questions)", "s", b["p95"], o["p95"]),
             Row("time to first token p50 (eval)", "s", b["ttft_p50"], o["ttft_p50"]),
             Row("eval: answers correct", "share", b["answers_correct"], o["answers_correct"]),
             Row("eval: citations supported", "share", b["citations_supported"], o["citations_supported"]),
-            Row("eval: unanswerable declined", "share", b["unanswerable_declined"], o["unanswerable_declined"]),
+            *(declined if o["unanswerable"] else []),  # a --eval-limit slice may hold none
             Row("eval: retrieval recall@k", "share", b["recall_at_k"], o["recall_at_k"])]
 
 

@@ -119,7 +119,7 @@ def _evidence(engine: Engine, d: Draft, part: Part, taken: set[str]) -> Passage 
     where = replace(d.where, sources=part.outlets or d.where.sources,
                     since=part.since or d.where.since, until=part.until or d.where.until)
     found = engine.retriever.search([part.clause, d.standalone], 8 + 2 * len(taken), s.candidates, 2,
-                                    where, s.lexical_weight)
+                                    where, s.lexical_weight)  # two passages an article: a headline and its body
     fresh = [p for p in found if p.chunk.doc_id not in taken and p.similarity >= s.min_relevance]
     if not fresh:
         return None

@@ -58,11 +58,11 @@ _DATES = re.compile(r"\b(" + _MONTH_NAMES + r")\.?\s+(?:(\d{1,2}),?\s+)?((?:19|2
                     r"\b(\d{1,2})\s+(" + _MONTH_NAMES + r")\.?,?\s+((?:19|20)\d\d)\b")
 
 
-def _said_dates(texts: list[Passage] | list[str]) -> set[tuple[str, int | None, str]]:
-    """(month, day or None, year) of every date the passages (or sentences) write with at least a month."""
+def _said_dates(texts: list[str]) -> set[tuple[str, int | None, str]]:
+    """(month, day or None, year) of every date the texts write with at least a month."""
     out = set()
     for t in texts:
-        for m in _DATES.finditer(t if isinstance(t, str) else t.text):
+        for m in _DATES.finditer(t):
             month, day, year = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (m.group(5), m.group(4), m.group(6))
             out.add((_MONTHS_FULL[month[:3].lower()], int(day) if day else None, year))
     return out
@@ -77,7 +77,7 @@ def sharpen_dates(question: str, text: str, cited: list[Passage], shown: list[Pa
     passage is returned so that it joins the citations."""
     if not _ASKS_DATE.search(question):
         return text, None
-    sharper = _sharpen(text, _said_dates(cited), "")
+    sharper = _sharpen(text, _said_dates([p.text for p in cited]), "")
     if sharper != text:
         return sharper, None
     wanted = content_terms(question)

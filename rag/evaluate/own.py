@@ -130,6 +130,7 @@ def summarize(results: list[Result]) -> dict[str, float]:
     ttft = [r.first_token_s for r in results if r.first_token_s is not None]
     return {
         "questions": len(results),
+        "unanswerable": len(unanswerable),
         "answers_correct": sum(r.correct for r in results) / len(results),
         "answerable_correct": sum(r.correct for r in answerable) / max(1, len(answerable)),
         "recall_at_k": sum(bool(r.recalled) for r in answerable) / max(1, len(answerable)),
