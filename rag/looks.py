@@ -137,17 +137,21 @@ def looks_for(engine: Engine, d: Draft) -> list[Look]:
 
 
 _CITED_SPAN = re.compile(r"([^\[\]]+?)\s*\[(\d+)\]")
+_LABEL = re.compile(r"[\s(]*\b(?:passage|source)(?:\s+(?:number|no\.?))?\s*:?\s*$", re.IGNORECASE)  # "… Passage [1]"
 
 
 def whole_sentences(raw: str, shown: list[Passage]) -> str:
-    """The quote look often copies a fragment ("Tomahawk missiles [1]"), or frames a sentence
-    ("The sentence that best answers the question is: "…" [1]"): show the whole sentence of
+    """The quote look often copies a fragment ("Tomahawk missiles [1]", "Tomahawk missiles
+    Passage [1]"), or frames a sentence ("The sentence that best answers the question is:
+    "…" [1]"): show the whole sentence of
     the cited passage it came from, which answers in context and is a verbatim quote.
     Anything not found in its passage is left for the verifier."""
     out: list[str] = []
     for m in _CITED_SPAN.finditer(raw):
-        fragment, n = " ".join(m.group(1).split()).strip(" .,;:").lower(), int(m.group(2))
-        quote = m.group().strip()
+        said = " ".join(m.group(1).split())
+        copied = _LABEL.sub("", said)
+        fragment, n = copied.strip(" .,;:").lower(), int(m.group(2))
+        quote = m.group().strip() if copied == said else f"{copied.strip()} [{n}]"
         if fragment and 1 <= n <= len(shown):
             text = shown[n - 1].text
             sentences = [" ".join(text[a:b].split()) for a, b in split_sentences(text)]

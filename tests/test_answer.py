@@ -278,3 +278,15 @@ def test_a_pdf_citation_carries_its_page(tmp_path, fake_embedder):
     [c] = answer.citations
     assert c.page == 2 and "412" in c.text
     assert decode(c.path.read_bytes(), c.path)[c.start:c.end] == c.text
+
+
+@pytest.mark.parametrize("reply", ["Tomahawk missiles [1]", "Tomahawk missiles\n\nPassage [1]",
+                                   "Tomahawk missiles (Passage number: [1]"])
+def test_a_copied_fragment_is_shown_as_its_whole_sentence_without_a_passage_label(reply):
+    from types import SimpleNamespace
+
+    from rag.looks import whole_sentences
+
+    sentence = "Mr Zelenskyy had asked for Tomahawk missiles, something the official said was unfeasible"
+    shown = [SimpleNamespace(text=f"Talks went on. {sentence}. Nothing was agreed.")]
+    assert whole_sentences(reply, shown) == f"{sentence} [1]."
