@@ -137,7 +137,7 @@ def looks_for(engine: Engine, d: Draft) -> list[Look]:
 
 
 _CITED_SPAN = re.compile(r"([^\[\]]+?)\s*\[(\d+)\]")
-_LABEL = re.compile(r"[\s(]*\b(?:passage|source)(?:\s+(?:number|no\.?))?\s*:?\s*$", re.IGNORECASE)  # "… Passage [1]"
+_LABEL = re.compile(r"[\s(]*\bpassage(?:\s+(?:number|no\.?))?\s*:?\s*$", re.IGNORECASE)  # "… Passage [1]"
 
 
 def whole_sentences(raw: str, shown: list[Passage]) -> str:

@@ -8,6 +8,7 @@ or event shown is cited to the passage that states it.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
@@ -68,7 +69,8 @@ def _said_dates(texts: list[str]) -> set[tuple[str, int | None, str]]:
     return out
 
 
-def sharpen_dates(question: str, text: str, cited: list[Passage], shown: list[Passage] = ()) -> tuple[str, Passage | None]:
+def sharpen_dates(question: str, text: str, cited: Sequence[Passage],
+                  shown: Sequence[Passage] = ()) -> tuple[str, Passage | None]:
     """Asked "when", an answer gives the date as exactly as its sources: "released in 2017 [1]"
     becomes "released on December 1, 2017 [1]" when the cited passages give exactly one more
     exact date in that year (and month, if the answer named one). Failing that, a passage shown

@@ -290,3 +290,12 @@ def test_a_copied_fragment_is_shown_as_its_whole_sentence_without_a_passage_labe
     sentence = "Mr Zelenskyy had asked for Tomahawk missiles, something the official said was unfeasible"
     shown = [SimpleNamespace(text=f"Talks went on. {sentence}. Nothing was agreed.")]
     assert whole_sentences(reply, shown) == f"{sentence} [1]."
+
+
+def test_a_copied_fragment_ending_in_a_word_like_source_keeps_it():
+    from types import SimpleNamespace
+
+    from rag.looks import whole_sentences
+
+    shown = [SimpleNamespace(text="A Pentagon source gave the figure. Nothing was agreed.")]
+    assert whole_sentences("Officials cited a Pentagon source [1]", shown) == "Officials cited a Pentagon source [1]"

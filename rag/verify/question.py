@@ -69,10 +69,11 @@ def fits_question(question: str, text: str) -> bool:
         return False
     if _ASKS_WHEN.search(question) and not (DATE.search(said) or _HAS_TIME.search(said)):
         return False
-    premise = frozenset(w.lower() for w in WORD.findall(question))
-    named = [n for n in new_names(said, premise) if not _MONTH.fullmatch(n)]  # "December" names nobody
-    if _ASKS_NAME.search(question) and (not named or _PENDING.search(said)):
-        return False
+    if _ASKS_NAME.search(question):
+        premise = frozenset(w.lower() for w in WORD.findall(question))
+        named = [n for n in new_names(said, premise) if not _MONTH.fullmatch(n)]  # "December" names nobody
+        if not named or _PENDING.search(said):
+            return False
     return not ASKS_QUANTITY.search(question) or bool(_HAS_QUANTITY.search(said))
 
 
