@@ -21,6 +21,8 @@ from . import compare, news, prompt, steps
 from .answer import Delta
 from .chunking import split_sentences
 from .retrieve import Passage
+from .text import content_terms
+from .verify import is_decline, split_answer
 from .verify.question import fits_question, on_question
 from .verify.rules import register
 
@@ -31,6 +33,13 @@ if TYPE_CHECKING:
 
 register("quote_look", """After a decline with an on-topic passage, the model is asked to copy the sentence that
     answers; the whole sentence is shown, cited.""")
+register("withhold_rejected", """The second look is not shown the passages the first look's rejected answer cited:
+    asked who won the 2019 U.S. Open, the first look took the 2020 line of a list of winners; shown
+    that list again, the model copies the same line, while another passage says who won in 2019.""")
+register("near_copy", """A sentence the second look copied with a word or two changed ("The Walt Disney Co.
+    acquired 20th Century Fox" for "The Walt Disney Company To Acquire Twenty-First Century Fox") is shown
+    as the passage's own sentence, which the checks then judge (three quarters of the meaningful words
+    of each are in both).""")
 
 
 @dataclass(frozen=True)
@@ -41,15 +50,15 @@ class Look:
     def applies(self, engine: Engine, d: Draft) -> bool:
         return True
 
-    def passages(self, d: Draft) -> list[Passage]:
+    def passages(self, engine: Engine, d: Draft) -> list[Passage]:
         return d.shown or d.passages
 
     def prompt(self, engine: Engine, d: Draft) -> prompt.Prompt:
         s = engine.settings
-        return prompt.build(d.standalone, self.passages(d), d.transcript, engine.llm, s.max_tokens,
+        return prompt.build(d.standalone, self.passages(engine, d), d.transcript, engine.llm, s.max_tokens,
                             s.history_turns, extractive=self.name == "quote")
 
-    def reply_text(self, raw: str, shown: list[Passage]) -> str:
+    def reply_text(self, engine: Engine, raw: str, shown: list[Passage]) -> str:
         return raw
 
     def run(self, engine: Engine, d: Draft, first: bool) -> Iterator[Delta]:
@@ -59,7 +68,10 @@ class Look:
         if first:
             d.shown = built.passages
         raw = yield from steps.generate(engine, d, built.messages, stream=first)
-        result = steps.verify_reply(engine, d, self.reply_text(raw, built.passages), built.passages)
+        if first and not is_decline(raw):
+            d.tried = [built.passages[m - 1] for clauses in split_answer(raw) for c in clauses
+                       for m in c.markers if 1 <= m <= len(built.passages)]
+        result = steps.verify_reply(engine, d, self.reply_text(engine, raw, built.passages), built.passages)
         if first or (not result.declined and self.accept(engine, d, result)):
             d.text, d.citations, d.declined = result.text, result.citations, result.declined
 
@@ -69,8 +81,16 @@ class Look:
 
 
 class _Quote(Look):
-    def reply_text(self, raw: str, shown: list[Passage]) -> str:
-        return whole_sentences(raw, shown)
+    def passages(self, engine: Engine, d: Draft) -> list[Passage]:
+        """The first look's passages but those its rejected answer cited (``withhold_rejected``)."""
+        shown = super().passages(engine, d)
+        if "withhold_rejected" in engine.settings.rules_off:
+            return shown
+        tried = {p.chunk.chunk_id for p in d.tried}
+        return [p for p in shown if p.chunk.chunk_id not in tried] or shown
+
+    def reply_text(self, engine: Engine, raw: str, shown: list[Passage]) -> str:
+        return whole_sentences(raw, shown, near="near_copy" not in engine.settings.rules_off)
 
     def accept(self, engine: Engine, d: Draft, result: Result) -> bool:
         """A copied sentence counts only if the passages it cites are about the question."""
@@ -140,12 +160,13 @@ _CITED_SPAN = re.compile(r"([^\[\]]+?)\s*\[(\d+)\]")
 _LABEL = re.compile(r"[\s(]*\bpassage(?:\s+(?:number|no\.?))?\s*:?\s*$", re.IGNORECASE)  # "… Passage [1]"
 
 
-def whole_sentences(raw: str, shown: list[Passage]) -> str:
+def whole_sentences(raw: str, shown: list[Passage], near: bool = True) -> str:
     """The quote look often copies a fragment ("Tomahawk missiles [1]", "Tomahawk missiles
-    Passage [1]"), or frames a sentence ("The sentence that best answers the question is:
-    "…" [1]"): show the whole sentence of
-    the cited passage it came from, which answers in context and is a verbatim quote.
-    Anything not found in its passage is left for the verifier."""
+    Passage [1]"), frames a sentence ("The sentence that best answers the question is:
+    "…" [1]") or changes a word or two while copying ("The Walt Disney Co. acquired 20th
+    Century Fox" from "The Walt Disney Company To Acquire Twenty-First Century Fox"): show
+    the whole sentence of the cited passage it came from, which answers in context and is a
+    verbatim quote. Anything not found in its passage is left for the verifier."""
     out: list[str] = []
     for m in _CITED_SPAN.finditer(raw):
         said = " ".join(m.group(1).split())
@@ -157,7 +178,15 @@ def whole_sentences(raw: str, shown: list[Passage]) -> str:
             sentences = [" ".join(text[a:b].split()) for a, b in split_sentences(text)]
             holds = [s for s in sentences if fragment in s.lower()]  # the fragment is part of a sentence
             within = [s for s in sentences if len(s) > 20 and s.strip(" .,;:").lower() in fragment]  # or framed
-            quote = next((f"{s.rstrip('.')} [{n}]." for s in holds or within), quote)
+            close = [s for s in sentences if near and near_copy(fragment, s)]  # or copied with a word or two changed
+            quote = next((f"{s.rstrip('.')} [{n}]." for s in holds or within or close), quote)
         if quote not in out:
             out.append(quote)
     return " ".join(out) or raw
+
+
+def near_copy(reply: str, sentence: str, share: float = 0.75) -> bool:
+    """Whether ``reply`` is ``sentence`` copied with a few words changed: of the meaningful
+    words of either, at least ``share`` are in both (and the reply has five or more)."""
+    said, source = content_terms(reply), content_terms(sentence)
+    return len(said) >= 5 and len(said & source) >= share * max(len(said), len(source))

@@ -50,6 +50,7 @@ class Draft:
     transcript: History = field(default_factory=list)  # earlier turns the prompt shows (if the rewrite failed)
     passages: list[Passage] = field(default_factory=list)  # retrieved, best first
     shown: list[Passage] = field(default_factory=list)  # those the first look's prompt held
+    tried: list[Passage] = field(default_factory=list)  # those the first look's answer cited (before checks)
     retrieval_s: float = 0.0
     first_token_s: float | None = None
     text: str = prompt.DECLINE

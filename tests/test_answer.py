@@ -187,6 +187,27 @@ def test_second_look_is_not_taken_when_switched_off(settings, fake_embedder):
     assert engine.ask("How many people does the army plan to recruit?").declined and len(llm.calls) == 1
 
 
+def test_second_look_is_not_shown_the_passage_a_rejected_answer_cited(settings, fake_embedder):
+    cited, seen = [], []
+
+    def first(messages):  # an answer of the wrong kind: no quantity for "how many"
+        reply = cite_passage_with("Tomahawk", "Kyiv asked for long-range US {} missiles")(messages)
+        n = int(re.search(r"\[(\d+)\]", reply).group(1))
+        cited.append(read_back(messages)[0][n - 1][1])
+        return reply
+
+    def second(messages):
+        seen.append([body for _, body in read_back(messages)[0]])
+        return "The articles don't say."
+
+    for off, withheld in ((frozenset(), True), (frozenset({"withhold_rejected"}), False)):
+        cited.clear(), seen.clear()
+        update = {"second_look": 0.1, "rules_off": off}
+        engine = Engine(settings.model_copy(update=update), llm=FakeLLM([first, second]), embedder=fake_embedder)
+        assert engine.ask("How many Tomahawk missiles did Kyiv ask for?").declined
+        assert len(cited) == len(seen) == 1 and (cited[0] not in seen[0]) == withheld and seen[0]
+
+
 def test_how_many_question_needs_a_quantity_in_the_answer(settings, fake_embedder):
     reply = cite_passage_with("Tomahawk", "Kyiv asked for long-range US {} missiles")
     engine = Engine(settings.model_copy(update={"second_look": 0.0}), llm=FakeLLM([reply]), embedder=fake_embedder)
@@ -299,3 +320,17 @@ def test_a_copied_fragment_ending_in_a_word_like_source_keeps_it():
 
     shown = [SimpleNamespace(text="A Pentagon source gave the figure. Nothing was agreed.")]
     assert whole_sentences("Officials cited a Pentagon source [1]", shown) == "Officials cited a Pentagon source [1]"
+
+
+def test_a_sentence_copied_with_a_word_changed_is_shown_as_the_passage_wrote_it():
+    from types import SimpleNamespace
+
+    from rag.looks import whole_sentences
+
+    sentence = "The Walt Disney Company To Acquire Twenty-First Century Fox, Inc., For $52.4 Billion In Stock"
+    shown = [SimpleNamespace(text=f"Dec 14, 2017 ... {sentence}. Shares rose.")]
+    reply = "The Walt Disney Co. acquired 20th Century Fox, Inc., for $52.4 billion in stock. [1]"
+    assert whole_sentences(reply, shown) == f"{sentence} [1]."
+    assert whole_sentences(reply, shown, near=False) == reply  # switched off: left for the verifier
+    other = "Disney bought a stake in a streaming service for $52.4 billion in cash [1]"  # not a copy of it
+    assert whole_sentences(other, shown) == other

@@ -267,6 +267,11 @@ def test_an_answer_must_be_about_what_the_question_names():
     assert not names_the_topic(named, read(named), ["At times Inter Miami looked tired, but they won in the end."])
     assert names_the_topic(question, read(question), ["Shreyanka Patil took two wickets for Bangalore."])
     assert names_the_topic("which city hosted the games?", read("which city"), ["Athens hosted."])  # names nothing
+    # a name is matched whole: one name may hold the other, but "Brandon Maxwell" is not the "Maxwell Award"
+    award = "Who is the Maxwell Award winner in 2019?"
+    assert not names_the_topic(award, read(award), ["2019 CFDA Awards winners: Brandon Maxwell, Rick Owens take honors."])
+    assert names_the_topic(award, read(award), ["The 2018 Maxwell Award winner Tua Tagovailoa."])
+    assert names_the_topic(question, read(question), ["Patil took two wickets."])
 
 
 def test_asked_what_two_named_outlets_reported_the_claim_cites_each_that_states_its_answer():

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from ..intent import Intent
 from ..text import DATE, NUMBER_WORDS, WORD, content_terms, same_word, stopwords, strip_markers
-from .rules import new_names, register
+from .rules import name_phrases, new_names, register
 
 register("kind_of_answer", """An answer must be of the kind asked for: "how many" needs a quantity (in digits or
     words), "how much … cost/pay" an amount with a currency ("10 per cent" is no dollar value), "when" a
@@ -115,14 +115,21 @@ def cites_named_outlet(intent: Intent, cited_sources: Sequence[str | None]) -> b
 
 def names_the_topic(question: str, intent: Intent, cited_articles: Sequence[str]) -> bool:
     """Whether a cited article holds one of the names the question uses, outlets aside, written
-    as a name ("Times" is not found in "at times"); a question that names nothing passes."""
-    from .rules import names
-
+    as a name ("Times" is not found in "at times") and as the same name: "Maxwell" of "Brandon
+    Maxwell" is not the "Maxwell Award", while "Patil" is "Shreyanka Patil" (one name holds the
+    other). A question that names nothing passes."""
     outlets = {w.lower() for group in intent.outlets for o in group for w in WORD.findall(o)}
     # a question's first word, and a quotation's, is capitalised as a word, not a name
     body = re.sub(r"(?:^\W*|(?:^|(?<=\s))[\"'‘“])\w+", "", question)
-    asked = {n for n in names(body) if not any(same_word(n, o) for o in outlets) and not _MONTH.fullmatch(n)}
+    asked = [frozenset(n for n in p if not any(same_word(n, o) for o in outlets) and not _MONTH.fullmatch(n))
+             for p in name_phrases(body)]
+    asked = [p for p in asked if p]
     if not asked:
         return True
-    words = {w.lower() for text in cited_articles for w in WORD.findall(text) if w[0].isupper()}
-    return any(same_word(n, w) for n in asked for w in words)
+    held = [q for text in cited_articles for q in name_phrases(text)]
+    return any(_within(p, q) or _within(q, p) for p in asked for q in held)
+
+
+def _within(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Every word of name ``a`` is a word of name ``b``."""
+    return all(any(same_word(x, y) for y in b) for x in a)

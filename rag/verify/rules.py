@@ -139,6 +139,24 @@ def names(text: str) -> set[str]:
     return {n for n in out if len(n) > 1 and n not in _COMMON}
 
 
+def name_phrases(text: str) -> list[frozenset[str]]:
+    """The names a text uses, each run of capitalised words kept together: "Brandon Maxwell"
+    and "Maxwell Award" are two names, though both hold "Maxwell"."""
+    plain = MARKER.sub(" ", text)
+    runs: list[list[str]] = []
+    end = None
+    for m in WORD.finditer(plain):
+        if not m.group()[0].isupper():
+            end = None
+            continue
+        if end is not None and not plain[end:m.start()].strip():
+            runs[-1].append(m.group())
+        else:
+            runs.append([m.group()])
+        end = m.end()
+    return [p for p in (frozenset(names(" ".join(run))) for run in runs) if p]
+
+
 def _mentions(words: list[str], name: str) -> bool:
     return any(same_word(name, w) for w in words)
 
