@@ -13,7 +13,7 @@ and removed: docs/experiments.md, 2026-12-03.)
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,7 +21,7 @@ from . import compare, news, prompt, steps
 from .answer import Delta
 from .chunking import split_sentences
 from .retrieve import Passage
-from .text import content_terms
+from .text import MARKER, content_terms
 from .verify import is_decline, split_answer
 from .verify.question import fits_question, on_question
 from .verify.rules import register
@@ -36,6 +36,9 @@ register("quote_look", """After a decline with an on-topic passage, the model is
 register("withhold_rejected", """The second look is not shown the passages the first look's rejected answer cited:
     asked who won the 2019 U.S. Open, the first look took the 2020 line of a list of winners; shown
     that list again, the model copies the same line, while another passage says who won in 2019.""")
+register("one_quote", """The second look's reply ends with its first cited sentence: the model is asked for the one
+    sentence that answers, and what it adds after it (more sentences, the question restated) costs
+    seconds of generation on two cores.""")
 register("near_copy", """A sentence the second look copied with a word or two changed ("The Walt Disney Co.
     acquired 20th Century Fox" for "The Walt Disney Company To Acquire Twenty-First Century Fox") is shown
     as the passage's own sentence, which the checks then judge (three quarters of the meaningful words
@@ -61,13 +64,17 @@ class Look:
     def reply_text(self, engine: Engine, raw: str, shown: list[Passage]) -> str:
         return raw
 
+    def enough(self, engine: Engine) -> Callable[[str], str | None] | None:
+        """When the reply so far is all this look needs (see ``steps.generate``); None: all of it."""
+        return None
+
     def run(self, engine: Engine, d: Draft, first: bool) -> Iterator[Delta]:
         """The prompt, the model's reply (streamed only for the first look), verified; a later
         look's result replaces the draft's only if ``accept`` says it answers."""
         built = self.prompt(engine, d)
         if first:
             d.shown = built.passages
-        raw = yield from steps.generate(engine, d, built.messages, stream=first)
+        raw = yield from steps.generate(engine, d, built.messages, stream=first, enough=self.enough(engine))
         if first and not is_decline(raw):
             d.tried = [built.passages[m - 1] for clauses in split_answer(raw) for c in clauses
                        for m in c.markers if 1 <= m <= len(built.passages)]
@@ -91,6 +98,9 @@ class _Quote(Look):
 
     def reply_text(self, engine: Engine, raw: str, shown: list[Passage]) -> str:
         return whole_sentences(raw, shown, near="near_copy" not in engine.settings.rules_off)
+
+    def enough(self, engine: Engine) -> Callable[[str], str | None] | None:
+        return None if "one_quote" in engine.settings.rules_off else first_cited_sentence
 
     def accept(self, engine: Engine, d: Draft, result: Result) -> bool:
         """A copied sentence counts only if the passages it cites are about the question."""
@@ -183,6 +193,18 @@ def whole_sentences(raw: str, shown: list[Passage], near: bool = True) -> str:
         if quote not in out:
             out.append(quote)
     return " ".join(out) or raw
+
+
+def first_cited_sentence(reply: str) -> str | None:
+    """The reply up to the end of its first cited sentence, once another sentence has begun;
+    None before that. The second look is asked for the one sentence that answers: what a small
+    model adds after it (more copied sentences, the question restated) costs seconds and is
+    not shown (``one_quote``)."""
+    spans = split_sentences(reply)
+    for (start, end), _ in zip(spans, spans[1:]):  # the sentences another one follows
+        if MARKER.search(reply, start, end):
+            return reply[:end]
+    return None
 
 
 def near_copy(reply: str, sentence: str, share: float = 0.75) -> bool:

@@ -11,7 +11,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import TYPE_CHECKING
@@ -154,8 +154,10 @@ def gate(engine: Engine, d: Draft) -> bool:
     return bool(d.passages) and d.best_similarity >= engine.settings.min_relevance
 
 
-def generate(engine: Engine, d: Draft, messages: list[dict[str, str]], stream: bool) -> Iterator[Delta]:
-    """The model's reply, as ``Delta`` events if ``stream``; returns the whole reply."""
+def generate(engine: Engine, d: Draft, messages: list[dict[str, str]], stream: bool,
+             enough: Callable[[str], str | None] | None = None) -> Iterator[Delta]:
+    """The model's reply, as ``Delta`` events if ``stream``; returns the whole reply, or as much
+    of it as ``enough`` says is all that is needed (it returns that part, or None to go on)."""
     pieces: list[str] = []
     replies = engine.llm.stream(messages, engine.settings.max_tokens, d.temperature)
     for piece in replies:
@@ -163,9 +165,12 @@ def generate(engine: Engine, d: Draft, messages: list[dict[str, str]], stream: b
         pieces.append(piece)
         if stream:
             yield Delta(piece)
-        if _SENTENCE_END.search(piece) and (repeated := repetition("".join(pieces))):
-            replies.close()  # a small model's loop ("Germany was … Germany was …"): stop paying for it
-            return repeated
+        done = enough("".join(pieces)) if enough else None
+        if done is None and _SENTENCE_END.search(piece):
+            done = repetition("".join(pieces))  # a small model's loop ("Germany was … Germany was …")
+        if done is not None:
+            replies.close()  # stop paying for the rest
+            return done
     return "".join(pieces)
 
 

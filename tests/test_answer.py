@@ -164,6 +164,18 @@ def test_a_reply_that_loops_is_stopped_at_its_first_repeat(settings, fake_embedd
     assert "".join(said).count("10,000") == 2  # the model was stopped at the first repeat, not left to finish
 
 
+def test_second_look_stops_after_its_first_cited_sentence(settings, fake_embedder):
+    said = []
+    quote = cite_passage_with("160,000", "Lytvynenko told parliament that the army planned to recruit another {} people")
+    llm = FakeLLM(["The articles don't say.", lambda messages: quote(messages) + " The question asked about it." * 5])
+    stream = llm.stream
+    llm.stream = lambda *a: (said.append(w) or w for w in stream(*a))
+    engine = Engine(settings.model_copy(update={"second_look": 0.1}), llm=llm, embedder=fake_embedder)
+    answer = engine.ask("How many people does the army plan to recruit, Lytvynenko told parliament?")
+    assert not answer.declined and "160,000" in answer.text and "question" not in answer.text
+    assert "".join(said).endswith("[1]. The ")  # stopped as the next sentence began, not left to finish
+
+
 def test_second_look_shows_the_sentence_a_framed_reply_quotes_without_the_framing(settings, fake_embedder):
     sentence = ("The Secretary of Ukraine's National Security Council Oleksandr Lytvynenko told parliament that the "
                 "army planned to recruit another 160,000 people.")
