@@ -21,7 +21,7 @@ from . import compare, news, prompt, steps
 from .answer import Delta
 from .chunking import split_sentences
 from .retrieve import Passage
-from .text import MARKER, content_terms
+from .text import content_terms
 from .verify import is_decline, split_answer
 from .verify.question import fits_question, on_question
 from .verify.rules import register
@@ -36,9 +36,9 @@ register("quote_look", """After a decline with an on-topic passage, the model is
 register("withhold_rejected", """The second look is not shown the passages the first look's rejected answer cited:
     asked who won the 2019 U.S. Open, the first look took the 2020 line of a list of winners; shown
     that list again, the model copies the same line, while another passage says who won in 2019.""")
-register("one_quote", """The second look's reply ends with its first cited sentence: the model is asked for the one
-    sentence that answers, and what it adds after it (more sentences, the question restated) costs
-    seconds of generation on two cores.""")
+register("one_quote", """The second look's reply ends with its first sentence (and the markers right after it):
+    the model is asked for the one sentence that answers, and what it adds after it (more sentences,
+    the question restated) costs seconds of generation on two cores.""")
 register("near_copy", """A sentence the second look copied with a word or two changed ("The Walt Disney Co.
     acquired 20th Century Fox" for "The Walt Disney Company To Acquire Twenty-First Century Fox") is shown
     as the passage's own sentence, which the checks then judge (three quarters of the meaningful words
@@ -100,7 +100,7 @@ class _Quote(Look):
         return whole_sentences(raw, shown, near="near_copy" not in engine.settings.rules_off)
 
     def enough(self, engine: Engine) -> Callable[[str], str | None] | None:
-        return None if "one_quote" in engine.settings.rules_off else first_cited_sentence
+        return None if "one_quote" in engine.settings.rules_off else first_sentence
 
     def accept(self, engine: Engine, d: Draft, result: Result) -> bool:
         """A copied sentence counts only if the passages it cites are about the question."""
@@ -195,16 +195,24 @@ def whole_sentences(raw: str, shown: list[Passage], near: bool = True) -> str:
     return " ".join(out) or raw
 
 
-def first_cited_sentence(reply: str) -> str | None:
-    """The reply up to the end of its first cited sentence, once another sentence has begun;
-    None before that. The second look is asked for the one sentence that answers: what a small
-    model adds after it (more copied sentences, the question restated) costs seconds and is
-    not shown (``one_quote``)."""
+# Markers right after a sentence, each perhaps labelled: " [1]", '"\nPassage number: [1]', " (Passage [2]"
+_GAP = "\\s(\"'”’"
+_MARKERS = re.compile(rf"(?:[{_GAP}]*(?:passage(?:\s+(?:number|no\.?))?\s*:?\s*)?\[[^\[\]]*\])*", re.IGNORECASE)
+
+
+def first_sentence(reply: str) -> str | None:
+    """The reply's first sentence with the markers right after it, once the reply goes on
+    past them; None before that. The second look is asked for the one sentence that answers,
+    then its passage number: what a small model adds after it (more copied sentences, the
+    question restated) costs seconds and is not shown (``one_quote``)."""
     spans = split_sentences(reply)
-    for (start, end), _ in zip(spans, spans[1:]):  # the sentences another one follows
-        if MARKER.search(reply, start, end):
-            return reply[:end]
-    return None
+    if len(spans) < 2:
+        return None
+    end = _MARKERS.match(reply, spans[0][1]).end()
+    after = re.sub(rf"^[{_GAP}]+", "", reply[end:])
+    word = re.match(r"[a-z]*", after.lower()).group()
+    coming = after.startswith("[") or (word and "passage".startswith(word))  # a marker or its label, half written
+    return reply[:end] if after and not coming else None
 
 
 def near_copy(reply: str, sentence: str, share: float = 0.75) -> bool:

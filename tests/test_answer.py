@@ -164,7 +164,7 @@ def test_a_reply_that_loops_is_stopped_at_its_first_repeat(settings, fake_embedd
     assert "".join(said).count("10,000") == 2  # the model was stopped at the first repeat, not left to finish
 
 
-def test_second_look_stops_after_its_first_cited_sentence(settings, fake_embedder):
+def test_second_look_stops_after_its_first_sentence(settings, fake_embedder):
     said = []
     quote = cite_passage_with("160,000", "Lytvynenko told parliament that the army planned to recruit another {} people")
     llm = FakeLLM(["The articles don't say.", lambda messages: quote(messages) + " The question asked about it." * 5])
@@ -346,3 +346,20 @@ def test_a_sentence_copied_with_a_word_changed_is_shown_as_the_passage_wrote_it(
     assert whole_sentences(reply, shown, near=False) == reply  # switched off: left for the verifier
     other = "Disney bought a stake in a streaming service for $52.4 billion in cash [1]"  # not a copy of it
     assert whole_sentences(other, shown) == other
+
+
+@pytest.mark.parametrize("reply, kept", [
+    ("The army plans to recruit 160,000 [1]. The question asked", "The army plans to recruit 160,000 [1]."),
+    ("The army plans to recruit 160,000. [1] The question", "The army plans to recruit 160,000. [1]"),  # marker after
+    ("[3] The U.S. army plans to recruit 160,000. Then", "[3] The U.S. army plans to recruit 160,000."),
+    ('The sentence is: "The army plans more." [1] Next', 'The sentence is: "The army plans more." [1]'),
+    ("The Times of India: Messi to play\nThe Hindu: Messi", "The Times of India: Messi to play"),  # a line is a sentence
+    ("The army plans to recruit 160,000 [1].", None),  # nothing after it yet: go on
+    ("The army plans to recruit 160,000. [1", None),  # a marker still being written
+    ('It is: "The army plans more." Passage number: [1] Next', 'It is: "The army plans more." Passage number: [1]'),
+    ('It is: "The army plans more." Passage', None),  # a label: its marker is coming
+])
+def test_the_second_looks_reply_ends_with_its_first_sentence(reply, kept):
+    from rag.looks import first_sentence
+
+    assert first_sentence(reply) == kept
