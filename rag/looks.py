@@ -5,9 +5,9 @@ answers it has in front of it, so when it declines although a passage is on topi
 (similarity ≥ ``second_look``), a second look asks it to copy the sentence that
 answers (``quote``). An answer that fails the checks of a whole answer (``steps.check``:
 the kind asked for, the outlet named, the question's names) counts as a decline, so
-the second look runs too; it counts only if its answer passes the checks of a first
-answer and its own. (A third look, reading the passages in reverse order, was measured
-and removed: docs/experiments.md, 2026-12-03.)
+the second look runs too, without the passages that answer cited; it counts only if
+its answer passes the checks of a first answer and its own. (A third look, reading the
+passages in reverse order, was measured and removed: docs/experiments.md, 2026-12-03.)
 """
 
 from __future__ import annotations
