@@ -327,3 +327,19 @@ def test_the_role_a_question_asks_about_must_be_named_in_a_cited_article():
     # no role asked for: an action, or a number of people
     assert holds_role("Who was named the 2021 National Teacher of the Year?", ["Juliana Urtubey was chosen."])
     assert holds_role("Who are the two of them due to meet?", ["Blinken will meet Yermak."])
+
+
+def test_a_quantity_in_words_must_be_in_the_passage_too():
+    claim = "Police deployed hundreds of officers in the city centre [1]."
+    exact = [SimpleNamespace(text="Police deployed 500 officers in the city centre on Saturday.")]
+    assert verify(claim, exact).declined  # "hundreds" is not what the passage says
+    assert not verify(claim, exact, off=frozenset({"vague_quantities"})).declined
+    assert not verify(claim, [SimpleNamespace(text="Police deployed hundreds of officers in the city centre.")]).declined
+
+
+def test_a_clause_citing_two_passages_may_take_its_facts_from_both():
+    passages = [SimpleNamespace(text="Officials in Seoul estimate that 10,000 North Korean troops are in Russia."),
+                SimpleNamespace(text="Washington shares the estimate, the Pentagon said.")]
+    claim = "Seoul and Washington say 10,000 North Korean troops are in Russia [1][2]."
+    assert verify(claim, passages).render()[1] == [0, 1]
+    assert verify(claim, passages, off=frozenset({"joint_support"})).declined
