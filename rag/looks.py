@@ -167,7 +167,8 @@ def looks_for(engine: Engine, d: Draft) -> list[Look]:
 
 
 _CITED_SPAN = re.compile(r"([^\[\]]+?)\s*\[(\d+)\]")
-_LABEL = re.compile(r"[\s(]*\bpassage(?:\s+(?:number|no\.?))?\s*:?\s*$", re.IGNORECASE)  # "… Passage [1]"
+_PASSAGE = r"passage(?:\s+(?:number|no\.?))?\s*:?\s*"  # the label a small model puts before a marker
+_LABEL = re.compile(rf"[\s(]*\b{_PASSAGE}$", re.IGNORECASE)  # "… Passage [1]"
 
 
 def whole_sentences(raw: str, shown: list[Passage], near: bool = True) -> str:
@@ -197,7 +198,7 @@ def whole_sentences(raw: str, shown: list[Passage], near: bool = True) -> str:
 
 # Markers right after a sentence, each perhaps labelled: " [1]", '"\nPassage number: [1]', " (Passage [2]"
 _GAP = "\\s(\"'”’"
-_MARKERS = re.compile(rf"(?:[{_GAP}]*(?:passage(?:\s+(?:number|no\.?))?\s*:?\s*)?\[[^\[\]]*\])*", re.IGNORECASE)
+_MARKERS = re.compile(rf"(?:[{_GAP}]*(?:{_PASSAGE})?\[[^\[\]]*\])*", re.IGNORECASE)
 
 
 def first_sentence(reply: str) -> str | None:

@@ -213,7 +213,8 @@ def test_second_look_is_not_shown_the_passage_a_rejected_answer_cited(settings, 
         return "The articles don't say."
 
     for off, withheld in ((frozenset(), True), (frozenset({"withhold_rejected"}), False)):
-        cited.clear(), seen.clear()
+        cited.clear()
+        seen.clear()
         update = {"second_look": 0.1, "rules_off": off}
         engine = Engine(settings.model_copy(update=update), llm=FakeLLM([first, second]), embedder=fake_embedder)
         assert engine.ask("How many Tomahawk missiles did Kyiv ask for?").declined
