@@ -8,6 +8,8 @@ the kind asked for, the outlet named, the question's names) counts as a decline,
 the second look runs too, without the passages that answer cited; it counts only if
 its answer passes the checks of a first answer and its own. (A third look, reading the
 passages in reverse order, was measured and removed: docs/experiments.md, 2026-12-03.)
+Asked for a measure ("how far …"), a last look has the model weigh the sentences that
+state one (``measure``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import compare, news, prompt, steps
+from . import compare, measure, news, prompt, steps
 from .answer import Delta
 from .chunking import split_sentences
 from .retrieve import Passage
@@ -39,6 +41,11 @@ register("withhold_rejected", """The second look is not shown the passages the f
 register("one_quote", """The second look's reply ends with its first sentence (and the markers right after it):
     the model is asked for the one sentence that answers, and what it adds after it (more sentences,
     the question restated) costs seconds of generation on two cores.""")
+register("measure_look", """Asked for a measure ("how far", "how many square kilometres"), after the other looks
+    decline: the passages' sentences that state a measure of the kind asked (a length, an area, a time, a mass),
+    closest to the question first, are each weighed by the model (Yes or No); those it accepts are quoted,
+    one per article. Asked how far an ICBM flew, "It reached an altitude of 7,000 km and flew a distance of
+    1,000 km, the Japanese government said." had been declined twice.""")
 register("near_copy", """A sentence the second look copied with a word or two changed ("The Walt Disney Co.
     acquired 20th Century Fox" for "The Walt Disney Company To Acquire Twenty-First Century Fox") is shown
     as the passage's own sentence, which the checks then judge (three quarters of the meaningful words
@@ -111,6 +118,30 @@ class _Quote(Look):
             on_question(d.standalone, previous, [c.text for c in result.citations])
 
 
+class _Measure(Look):
+    """Asked for a measure, the sentences that state one of the kind asked, each weighed by
+    the model as the answer or not (see ``rag.measure``): no text is generated."""
+
+    def passages(self, engine: Engine, d: Draft) -> list[Passage]:
+        """Those of the outlets the question names, if it names any and they are shown ("per the FT")."""
+        shown = super().passages(engine, d)
+        named = set().union(*d.intent.outlets)
+        return [p for p in shown if p.meta.source in named] or shown
+
+    def applies(self, engine: Engine, d: Draft) -> bool:
+        return "measure_look" not in engine.settings.rules_off and \
+            bool(measure.candidates(d.standalone, self.passages(engine, d)))
+
+    def run(self, engine: Engine, d: Draft, first: bool) -> Iterator[Delta]:
+        shown = self.passages(engine, d)
+        raw = measure.answer(engine, d.standalone, shown)
+        if raw is not None:
+            result = steps.verify_reply(engine, d, raw, shown)
+            if not result.declined and self.accept(engine, d, result):
+                d.text, d.citations, d.declined = result.text, result.citations, result.declined
+        yield from ()
+
+
 class _Timeline(Look):
     """"Timeline of …", "how did … change": one dated, cited event per article, in date order,
     from the passages themselves (no model call: the order is the dates')."""
@@ -153,6 +184,7 @@ ANSWER = Look("answer", "Reading the passages…")
 COMPARE = _Compare("compare", "Checking each report the question names…")
 TIMELINE = _Timeline("timeline", "Putting the reports in date order…")
 QUOTE = _Quote("quote", "Checking the passages again…")
+MEASURE = _Measure("measure", "Weighing the sentences that give a measure…")
 
 
 def looks_for(engine: Engine, d: Draft) -> list[Look]:
@@ -162,8 +194,9 @@ def looks_for(engine: Engine, d: Draft) -> list[Look]:
     if COMPARE.applies(engine, d):
         return [COMPARE]
     s = engine.settings
-    retry = s.second_look and d.best_similarity >= s.second_look and "quote_look" not in s.rules_off
-    return [ANSWER, *([QUOTE] if retry else [])]
+    if not (s.second_look and d.best_similarity >= s.second_look):  # no passage on topic enough to look again
+        return [ANSWER]
+    return [ANSWER, *([QUOTE] if "quote_look" not in s.rules_off else []), MEASURE]
 
 
 _CITED_SPAN = re.compile(r"([^\[\]]+?)\s*\[(\d+)\]")

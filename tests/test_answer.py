@@ -12,6 +12,7 @@ from rag.errors import InputError
 from rag.ingest import decode
 from rag.prompt import read_back
 from rag.text import strip_markers
+from rag.verify.question import asked_dimensions
 
 from tests.conftest import FakeLLM
 
@@ -219,6 +220,53 @@ def test_second_look_is_not_shown_the_passage_a_rejected_answer_cited(settings, 
         engine = Engine(settings.model_copy(update=update), llm=FakeLLM([first, second]), embedder=fake_embedder)
         assert engine.ask("How many Tomahawk missiles did Kyiv ask for?").declined
         assert len(cited) == len(seen) == 1 and (cited[0] not in seen[0]) == withheld and seen[0]
+
+
+def _judge(accepted: str):
+    """A fake model's Yes or No for the measure look: Yes for the sentence holding ``accepted``."""
+    def reply(messages):
+        sentence = re.search(r"\nSentence: (.*)\n", messages[-1]["content"]).group(1)
+        return "Yes" if accepted in sentence else "No"
+    return reply
+
+
+@pytest.mark.parametrize("accepted, answered", [("1,000 km", True), ("nothing of the kind", False)])
+def test_a_measure_question_declined_twice_is_answered_by_a_sentence_the_model_accepts(settings, fake_embedder,
+                                                                                      accepted, answered):
+    llm = FakeLLM(["The articles don't say.", "The articles don't say.", *[_judge(accepted)] * 3])
+    engine = Engine(settings.model_copy(update={"second_look": 0.1}), llm=llm, embedder=fake_embedder)
+    answer = engine.ask("How far did North Korea's newest ICBM travel horizontally, according to Japan?")
+    judged = [re.search(r"\nSentence: (.*)\n", m[-1]["content"]).group(1) for m in llm.calls[2:]]
+    assert judged and all(re.search(r"\d\s*(km|kilomet|miles?)\b", s) for s in judged)  # only lengths are weighed
+    assert answer.declined != answered
+    if answered:
+        assert strip_markers(answer.text) == ("It reached an altitude of 7,000 km and flew a distance of 1,000 km, "
+                                              "the Japanese government said.")
+        assert "1,000 km" in answer.citations[0].text
+    else:
+        assert answer.citations == []
+
+
+def test_the_measure_look_is_not_taken_when_switched_off(settings, fake_embedder):
+    llm = FakeLLM(["The articles don't say.", "The articles don't say.", "Yes", "Yes", "Yes"])
+    update = {"second_look": 0.1, "rules_off": frozenset({"measure_look"})}
+    engine = Engine(settings.model_copy(update=update), llm=llm, embedder=fake_embedder)
+    assert engine.ask("How far did North Korea's newest ICBM travel horizontally?").declined and len(llm.calls) == 2
+
+
+@pytest.mark.parametrize("question, dimensions", [
+    ("Roughly how many square kilometres of Kursk are Ukrainian troops occupying?", {"area"}),
+    ("How big is the area the rebels hold?", {"area"}),
+    ("How far did the missile fly?", {"length"}),
+    ("And how high did it go?", {"length"}),
+    ("How many miles did the marathon winner run?", {"length"}),
+    ("How long did the flight last?", {"length", "time"}),
+    ("How many hours did the talks take?", {"time"}),
+    ("How many troops are in Russia?", set()),
+    ("How much did the deal cost?", set()),
+])
+def test_a_question_says_what_kind_of_measure_it_asks_for(question, dimensions):
+    assert asked_dimensions(question) == dimensions
 
 
 def test_how_many_question_needs_a_quantity_in_the_answer(settings, fake_embedder):

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from ..intent import Intent
 from ..text import DATE, NUMBER_WORDS, WORD, content_terms, same_word, stopwords, strip_markers
-from .rules import name_phrases, new_names, register
+from .rules import UNITS, name_phrases, new_names, register
 
 register("kind_of_answer", """An answer must be of the kind asked for: "how many" needs a quantity (in digits or
     words), "how much … cost/pay" an amount with a currency ("10 per cent" is no dollar value), "when" a
@@ -57,6 +57,28 @@ _ASKS_NAME = re.compile(_LEAD + r"(?:who|whom|whose|which)\b(?! (?:of (?:the|the
 _PENDING = re.compile(r"\b(?:(?:will|would|is|are|was|were)\s+(?:(?:set|due|expected|scheduled|going)\s+to\s+)?be|"
                       r"(?:has|have|had)\s+(?:not\s+(?:yet\s+)?|yet\s+to\s+)been|yet\s+to\s+be)\s+"
                       r"(?:announced|named|revealed|decided|determined|chosen|selected|unveiled|crowned)\b", re.IGNORECASE)
+
+
+# What a question measures: the unit it names ("how many square kilometres"), else its "how" word.
+_ASKS_UNIT = re.compile(r"\bhow (?:many|much)\s+(?:(?:more|fewer|less)\s+)?(?:" +
+                        "|".join(f"(?P<{dim}>{units})" for dim, units in UNITS.items()) + r")\b", re.IGNORECASE)
+_HOW = {"far": {"length"}, "high": {"length"}, "tall": {"length"}, "deep": {"length"}, "wide": {"length"},
+        "long": {"length", "time"}, "heavy": {"mass"}}
+_ASKS_HOW = re.compile(_LEAD + r"(?:roughly |approximately |about |exactly )?how (" + "|".join(_HOW) + r")\b",
+                       re.IGNORECASE)
+_ASKS_AREA = re.compile(r"\bhow (?:big|large|much)\b.*\b(?:area|territory|land)\b", re.IGNORECASE)
+
+
+def asked_dimensions(question: str) -> frozenset[str]:
+    """What a question asks to be measured: {"area"} for "how many square kilometres …",
+    {"length"} for "how far …", {"length", "time"} for "how long …", {"area"} for "how big is the area …"; empty for any other question."""
+    m = _ASKS_UNIT.search(question)
+    if m:
+        return frozenset({m.lastgroup})
+    if _ASKS_AREA.search(question):
+        return frozenset({"area"})
+    m = _ASKS_HOW.search(question)
+    return frozenset(_HOW[m.group(1).lower()]) if m else frozenset()
 
 
 def fits_question(question: str, text: str) -> bool:

@@ -71,13 +71,15 @@ _SCALE = {"per cent": "%", "percent": "%", "mn": "million", "bn": "billion"}
 _VAGUE_NUMBER = (r"(?:several|a few|a couple(?: of)?)\s+(?:dozen|hundred|thousand|million)|"
                  r"(?:dozens|hundreds|thousands|millions)\s+of")
 _VAGUE = re.compile(rf"\b(?:{_VAGUE_NUMBER})\b", re.IGNORECASE)
-# Area comes before length ("sq km" is not "km").
-_MEASURE = re.compile(
-    rf"(\d+(?:[.,]\d+)*|{_VAGUE_NUMBER})[\s-]*(?:"
-    r"(?P<area>(?:sq\.?|square)\s*(?:km|kilomet(?:re|er)s?|miles?|met(?:re|er)s?)|km2|km²|hectares?|acres?)|"
-    r"(?P<length>km|kilomet(?:re|er)s?|miles?|met(?:re|er)s?|feet|foot|ft|yards?)|"
-    r"(?P<time>seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)|"
-    r"(?P<mass>tonnes?|tons?|kg|kilograms?|pounds?|lbs?))\b", re.IGNORECASE)
+# The units of each dimension; area comes before length ("sq km" is not "km").
+UNITS = {
+    "area": r"(?:sq\.?|square)\s*(?:km|kilomet(?:re|er)s?|miles?|met(?:re|er)s?)|km2|km²|hectares?|acres?",
+    "length": r"km|kilomet(?:re|er)s?|miles?|met(?:re|er)s?|feet|foot|ft|yards?",
+    "time": r"seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?",
+    "mass": r"tonnes?|tons?|kg|kilograms?|pounds?|lbs?",
+}
+_MEASURE = re.compile(rf"(\d+(?:[.,]\d+)*|{_VAGUE_NUMBER})[\s-]*(?:" +
+                      "|".join(f"(?P<{dim}>{units})" for dim, units in UNITS.items()) + r")\b", re.IGNORECASE)
 
 
 def quantities(text: str) -> set[str]:
@@ -88,7 +90,7 @@ def quantities(text: str) -> set[str]:
     return out
 
 
-def _measures(text: str) -> set[tuple[str, str]]:
+def measures(text: str) -> set[tuple[str, str]]:
     """(number, dimension) pairs: {("3000", "area")} for "3,000 sq km"."""
     return {(" ".join(m.group(1).lower().rstrip(".,").split()), m.lastgroup or "")
             for m in _MEASURE.finditer(normalize_numbers(text))}
@@ -106,7 +108,7 @@ def _numbers(claim: str, evidence: Evidence) -> bool:
 def _same_dimension(claim: str, evidence: Evidence) -> bool:
     """A number with a unit measures the same thing in the passage: "3,000 square kilometres"
     is not supported by "3,000 of them", nor "73 minutes" by "73 km"."""
-    return _measures(MARKER.sub(" ", claim)) <= _measures(evidence.haystack)
+    return measures(MARKER.sub(" ", claim)) <= measures(evidence.haystack)
 
 
 @claim_rule("vague_quantities")
