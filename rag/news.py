@@ -18,6 +18,7 @@ from .chunking import split_sentences
 from .retrieve import Passage
 from .text import DATE, content_terms, normalize_numbers, strip_markers
 from .verify.question import ASKS_QUANTITY
+from .verify.rules import MEASURE
 from .verify.rules import register
 
 register("sharpen_dates", """Asked "when", an answer gives the date as exactly as its cited passages: "released in 2017"
@@ -49,6 +50,10 @@ _QUANTITY_WORDS = re.compile(r"how (?:many|much)\s+([\w'’\- ]+?)\s+(?:are|is|w
 # "according to the Pentagon": the question asks for one source's figure, not every source's.
 _ATTRIBUTED = re.compile(r"\b(?:according to|per|as (?:reported|stated|said|estimated|put) by|in the view of)\b",
                          re.IGNORECASE)
+# A sentence that refers back to the one before it: a pronoun first, or "the number", "that figure" …
+_REFERS_BACK = re.compile(r"^\W*(?:he|she|it|they|this|that|these|those)\b|"
+                          r"\b(?:the|that|this|its|their) (?:number|figure|total|count|tally|toll|estimate)\b",
+                          re.IGNORECASE)
 _MARKUP = re.compile(r"^(?:#+|[>*\-]|\d+\.)\s+")  # a Markdown heading, quote or list item's leading mark
 _ABOUT = 0.5  # share of the question's content words a sentence needs to be about the same thing
 
@@ -129,8 +134,10 @@ class _Stated:
 
 
 def _counts(sentence: str) -> list[tuple[str, str]]:
-    """(as written, normalised) counts in a sentence: dates, percentages and amounts of money aside."""
+    """(as written, normalised) counts in a sentence: dates, percentages, amounts of money and
+    measures ("600 sq km", "50 kilometres") aside."""
     plain = DATE.sub(lambda m: " " * len(m.group()), sentence)
+    plain = MEASURE.sub(lambda m: " " * len(m.group()), plain)
     out = []
     for m in _COUNT.finditer(plain):
         if _MONEY_BEFORE.search(plain[max(0, m.start() - 2):m.start()].rstrip()) or _SHARE_AFTER.match(plain, m.end()):
@@ -141,16 +148,24 @@ def _counts(sentence: str) -> list[tuple[str, str]]:
 
 
 def _stated(question: str, passages: list[Passage]) -> list[_Stated]:
-    """Each figure a passage states in a sentence about the question, first mention kept."""
+    """Each figure a passage states in a sentence about the question, first mention kept. A
+    sentence that refers back ("the number", "He added …") is read with the one before it:
+    "The US estimates 10,000 North Korean troops are in Russia. Seoul believes the number
+    has increased to 11,000."."""
     wanted = content_terms(question) - content_terms("how many much number figure")
     if not wanted:
         return []
     out: list[_Stated] = []
     seen: set[tuple[str, str]] = set()
     for p in passages:
+        before: set[str] = set()
         for a, b in split_sentences(p.text):
             sentence = p.text[a:b]
-            if len(wanted & content_terms(sentence)) < _ABOUT * len(wanted):
+            terms = content_terms(sentence)
+            context = terms | before if _REFERS_BACK.search(sentence) else terms
+            about = len(wanted & context) >= _ABOUT * len(wanted)
+            before = terms
+            if not about:
                 continue
             for value, key in _counts(sentence):
                 if (key, p.chunk.doc_id) not in seen:

@@ -239,3 +239,23 @@ def test_a_when_answer_takes_the_exact_date_its_passages_give():
     # a shown passage about something else, or a question not asking "when", lends nothing
     assert sharpen_dates(question, text, [cited], [cited, other]) == (text, None)
     assert sharpen_dates("Who founded OpenAI?", text, [cited], [exact]) == (text, None)
+
+
+def test_a_figure_in_a_sentence_that_refers_back_is_read_with_the_one_before():
+    from rag.news import differing_figures
+
+    said = _passage("a", "The US estimates around 10,000 North Korean troops are currently in Russia. "
+                         "However, Seoul and its allies believe the number has increased to 11,000. "
+                         "Seoul also sent 400 diplomats abroad.")
+    question = "How many North Korean troops are in Russia?"
+    figures = [s.value for s in differing_figures(question, "About 10,000 [1].", [said])]
+    assert figures == ["10,000", "11,000"]  # not 400: that sentence neither is about the troops nor refers back
+
+
+def test_a_measure_is_no_count_of_what_was_asked():
+    from rag.news import differing_figures
+
+    passages = [_passage("a", "At least 3,000 North Korean troops are in Kursk, where Ukraine holds 600 sq km."),
+                _passage("b", "As many as 8,000 North Korean troops had been deployed to Kursk.")]
+    question = "How many North Korean troops are in Kursk?"
+    assert [s.value for s in differing_figures(question, "3,000 [1].", passages)] == ["3,000", "8,000"]

@@ -78,7 +78,7 @@ UNITS = {
     "time": r"seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?",
     "mass": r"tonnes?|tons?|kg|kilograms?|pounds?|lbs?",
 }
-_MEASURE = re.compile(rf"(\d+(?:[.,]\d+)*|{_VAGUE_NUMBER})[\s-]*(?:" +
+MEASURE = re.compile(rf"(\d+(?:[.,]\d+)*|{_VAGUE_NUMBER})[\s-]*(?:" +
                       "|".join(f"(?P<{dim}>{units})" for dim, units in UNITS.items()) + r")\b", re.IGNORECASE)
 
 
@@ -93,7 +93,7 @@ def quantities(text: str) -> set[str]:
 def measures(text: str) -> set[tuple[str, str]]:
     """(number, dimension) pairs: {("3000", "area")} for "3,000 sq km"."""
     return {(" ".join(m.group(1).lower().rstrip(".,").split()), m.lastgroup or "")
-            for m in _MEASURE.finditer(normalize_numbers(text))}
+            for m in MEASURE.finditer(normalize_numbers(text))}
 
 
 @claim_rule("numbers")
