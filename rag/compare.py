@@ -19,6 +19,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from .chunking import split_sentences
+from .generate import says_yes
 from .intent import DAY, day_of, outlet_mentions
 from .retrieve import Passage
 from .text import content_terms
@@ -144,18 +145,14 @@ def _supported(engine: Engine, part: Part, p: Passage) -> bool:
     about = p.meta.about()
     user = (f"Passage{f' ({about})' if about else ''}: {p.text}\n\n"
             f"Statement: {part.clause}\n\nDoes the passage support the statement? Answer Yes or No.")
-    yes, no = engine.llm.choose([{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}],
-                                ["Yes", "No"])
-    return yes > no
+    return says_yes(engine.llm, SYSTEM, user)
 
 
 def _agree(engine: Engine, question: str, a: Passage, b: Passage) -> bool:
     user = (f"Passage A ({a.meta.about()}): {a.text}\n\nPassage B ({b.meta.about()}): {b.text}\n\n"
             f"Question: {question}\nDo passages A and B say the same thing about what the question asks? "
             "Answer Yes or No.")
-    yes, no = engine.llm.choose([{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}],
-                                ["Yes", "No"])
-    return yes > no
+    return says_yes(engine.llm, SYSTEM, user)
 
 
 def verdict(engine: Engine, d: Draft, found: list[tuple[Part, Passage]]) -> bool:

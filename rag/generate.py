@@ -37,6 +37,13 @@ class ChatModel(Protocol):
         ...
 
 
+def says_yes(llm: ChatModel, system: str, user: str) -> bool:
+    """Whether the model's first word would be "Yes" rather than "No": a judgement that
+    costs one prompt and no generated text."""
+    yes, no = llm.choose([{"role": "system", "content": system}, {"role": "user", "content": user}], ["Yes", "No"])
+    return yes > no
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything needed to load the LLM, in a form a child process can receive."""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .chunking import split_sentences
+from .generate import says_yes
 from .retrieve import Passage
 from .verify.question import asked_dimensions
 from .verify.rules import measures
@@ -47,9 +48,7 @@ def _answers(engine: Engine, question: str, sentence: str, p: Passage) -> bool:
     about = p.meta.about()
     user = (f"Passage{f' ({about})' if about else ''}: {p.text}\n\nSentence: {sentence}\n\nQuestion: {question}\n\n"
             "Does the sentence give the answer to the question? Answer Yes or No.")
-    yes, no = engine.llm.choose([{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}],
-                                ["Yes", "No"])
-    return yes > no
+    return says_yes(engine.llm, SYSTEM, user)
 
 
 def answer(engine: Engine, question: str, passages: Sequence[Passage]) -> str | None:
