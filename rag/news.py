@@ -18,8 +18,7 @@ from .chunking import split_sentences
 from .retrieve import Passage
 from .text import DATE, content_terms, normalize_numbers, strip_markers
 from .verify.question import ASKS_QUANTITY
-from .verify.rules import MEASURE
-from .verify.rules import register
+from .verify.rules import MEASURE, register
 
 register("sharpen_dates", """Asked "when", an answer gives the date as exactly as its cited passages: "released in 2017"
     becomes "released on December 1, 2017" when they give exactly one fuller date in that year; else a shown
