@@ -1,6 +1,7 @@
 """ask() end to end with a fake embedder and a scripted fake LLM (the real models are in test_e2e)."""
 
 import re
+import shutil
 import threading
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from rag.prompt import read_back
 from rag.text import strip_markers
 from rag.verify.question import asked_dimensions
 
-from tests.conftest import FakeLLM
+from tests.conftest import SEEDS, FakeLLM
 
 
 def cite_passage_with(figure: str, sentence: str = "The Pentagon said about {} North Korean troops are in Russia"):
@@ -247,6 +248,18 @@ def test_a_measure_question_declined_twice_is_answered_by_a_sentence_the_model_a
         assert answer.citations == []
 
 
+def test_a_measure_question_naming_an_outlet_quotes_only_that_outlets_sentence(settings, corpus, fake_embedder):
+    shutil.copy(SEEDS / "metadata.jsonl", corpus)  # the outlets: 000 is ABC's, 002 the Financial Times'
+    llm = FakeLLM(["The articles don't say.", "The articles don't say.", *["Yes"] * 3])
+    engine = Engine(settings.model_copy(update={"second_look": 0.1, "top_k": 8}), llm=llm, embedder=fake_embedder)
+    question = "How many square kilometres of Kursk do Ukrainian troops control, per the Financial Times?"
+    answer = engine.ask(question)
+    areas = {p.meta.source for p in answer.passages if re.search(r"\d+ (sq km|square kilomet)|hundred square", p.text)}
+    assert {"Financial Times", "ABC"} <= areas  # both outlets' areas were there to be quoted
+    assert not answer.declined and {c.source for c in answer.citations} == {"Financial Times"}
+    assert "600 sq km" in answer.text
+
+
 def test_the_measure_look_is_not_taken_when_switched_off(settings, fake_embedder):
     llm = FakeLLM(["The articles don't say.", "The articles don't say.", "Yes", "Yes", "Yes"])
     update = {"second_look": 0.1, "rules_off": frozenset({"measure_look"})}
@@ -264,6 +277,8 @@ def test_the_measure_look_is_not_taken_when_switched_off(settings, fake_embedder
     ("How many hours did the talks take?", {"time"}),
     ("How many troops are in Russia?", set()),
     ("How much did the deal cost?", set()),
+    ("How much land has Russia taken?", {"area"}),
+    ("How much did the land cost?", set()),
 ])
 def test_a_question_says_what_kind_of_measure_it_asks_for(question, dimensions):
     assert asked_dimensions(question) == dimensions

@@ -70,12 +70,13 @@ _ASKS_AREA = re.compile(r"\bhow (?:big|large|much)\b.*\b(?:area|territory|land)\
 
 
 def asked_dimensions(question: str) -> frozenset[str]:
-    """What a question asks to be measured: {"area"} for "how many square kilometres …",
-    {"length"} for "how far …", {"length", "time"} for "how long …", {"area"} for "how big is the area …"; empty for any other question."""
+    """What a question asks to be measured: {"area"} for "how many square kilometres …" or
+    "how big is the area …", {"length"} for "how far …", {"length", "time"} for "how long …";
+    empty for any other question (a price is no area: "how much did the land cost")."""
     m = _ASKS_UNIT.search(question)
     if m:
         return frozenset({m.lastgroup})
-    if _ASKS_AREA.search(question):
+    if _ASKS_AREA.search(question) and not _ASKS_MONEY.search(question):
         return frozenset({"area"})
     m = _ASKS_HOW.search(question)
     return frozenset(_HOW[m.group(1).lower()]) if m else frozenset()
